@@ -1,0 +1,33 @@
+"""Writing audio files: one place for WAV naming, subtype and clipping rules."""
+
+from pathlib import Path
+
+import numpy as np
+
+SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+
+
+def write_wav(path, audio, sample_rate, subtype="float"):
+    """Write one clip (1-D) or several (2-D, one per row) and return the paths written.
+
+    Several clips go to ``stem_0.wav``, ``stem_1.wav``... beside ``path``.
+    PCM subtypes clip to [-1, 1] instead of wrapping around.
+    """
+    import soundfile
+
+    path = Path(path)
+    audio = np.asarray(audio, dtype=np.float32)
+    if subtype not in SUBTYPES:
+        raise ValueError(f"unknown WAV subtype {subtype!r}: choose one of {', '.join(SUBTYPES)}")
+    if audio.ndim == 1:
+        clips, paths = [audio], [path]
+    else:
+        clips = list(audio)
+        paths = [path] if len(clips) == 1 else [
+            path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(len(clips))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for clip, out in zip(clips, paths):
+        if subtype != "float":
+            clip = np.clip(clip, -1.0, 1.0)
+        soundfile.write(str(out), clip, int(sample_rate), subtype=SUBTYPES[subtype])
+    return paths
