@@ -1,0 +1,95 @@
+"""GANSynth hyperparameters: what the architecture and the audio format depend on.
+
+Defaults are those of Magenta's released ``mel_prog_hires`` models; a model
+folder's ``experiment.json`` (Magenta) or ``config.json`` (ours) overrides
+them. Only the keys that shape inference live here; training settings are in
+``train.py``.
+"""
+
+import dataclasses
+import json
+import math
+from typing import List, Optional, Tuple
+
+# NSynth models condition on 61 pitches, MIDI 24..84 (label = pitch - 24).
+NSYNTH_PITCHES = list(range(24, 85))
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    latent_size: int = 256
+    pitches: List[int] = dataclasses.field(default_factory=lambda: list(NSYNTH_PITCHES))
+    start_height: int = 2
+    start_width: int = 16
+    kernel_size: int = 3
+    num_resolutions: int = 7
+    scale_base: int = 2
+    fmap_base: int = 4096
+    fmap_decay: float = 1.0
+    fmap_max: int = 256
+    to_rgb_activation: str = "tanh"
+    sample_rate: int = 16000
+    audio_length: int = 64000
+    mag_normalizer_a: float = 0.0661371661726
+    mag_normalizer_b: float = 0.113718730221
+    p_normalizer_a: float = 0.8
+    p_normalizer_b: float = 0.0
+
+    # Keys of Magenta's experiment.json that this class reads.
+    _EXPERIMENT_KEYS = ("latent_vector_size", "start_height", "start_width", "kernel_size",
+                        "num_resolutions", "scale_base", "fmap_base", "fmap_decay", "fmap_max",
+                        "to_rgb_activation", "sample_rate", "audio_length", "mag_normalizer_a",
+                        "mag_normalizer_b", "p_normalizer_a", "p_normalizer_b")
+
+    @property
+    def num_pitches(self) -> int:
+        return len(self.pitches)
+
+    @property
+    def num_blocks(self) -> int:
+        return self.num_resolutions
+
+    def num_filters(self, block: int) -> int:
+        """Channels of block ``block`` (1-based), as tfgan's progressive GAN computes them."""
+        return int(min(self.fmap_base / math.pow(2.0, block * self.fmap_decay), self.fmap_max))
+
+    def block_shape(self, block: int) -> Tuple[int, int]:
+        scale = self.scale_base ** (block - 1)
+        return self.start_height * scale, self.start_width * scale
+
+    @property
+    def output_shape(self) -> Tuple[int, int, int]:
+        height, width = self.block_shape(self.num_blocks)
+        return height, width, 2
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model settings: {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_experiment(cls, experiment: dict, pitches: Optional[List[int]] = None) -> "ModelConfig":
+        """Build from Magenta's ``experiment.json`` dict (which has no pitch list)."""
+        values = {}
+        for key in cls._EXPERIMENT_KEYS:
+            if key in experiment and experiment[key] is not None:
+                values["latent_size" if key == "latent_vector_size" else key] = experiment[key]
+        if experiment.get("data_type", "mel") != "mel":
+            raise ValueError(f"data_type {experiment['data_type']!r} is not supported: "
+                             "only GANSynth's mel spectrogram models ('mel') are")
+        if experiment.get("simple_arch"):
+            raise ValueError("simple_arch models are not supported (no released model uses them)")
+        if pitches is not None:
+            values["pitches"] = list(pitches)
+        return cls(**values)
+
+
+def load_json(path) -> dict:
+    with open(path, "r", encoding="utf-8") as fp:
+        return json.load(fp)

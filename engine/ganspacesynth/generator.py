@@ -1,0 +1,156 @@
+"""GANSynth's progressive generator in TensorFlow 2.
+
+The network of Magenta's GANSynth (tfgan's progressive GAN with GANSynth's
+2x16 start and mel spectrogram output), rewritten without tf.compat.v1: every
+conv is ``pixel_norm(leaky_relu(he * conv(x, W) + b))`` with weights stored
+unscaled (equalised learning rate), block 1 maps the 1x1 input to 2x16 with a
+VALID conv, and each later block upscales by nearest neighbour first.
+
+The network is kept as a flat list of *layers* named as the original
+GANSpaceSynth hooks named them (``conv0``, ``conv1``, ``conv0_2``, ...,
+``conv1_7``), so that inference can stop after any layer (GANSpace reads
+activations there) and resume from any layer (GANSpace writes them there).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from .config import ModelConfig
+
+LEAKY_RELU_ALPHA = 0.2
+PIXEL_NORM_EPSILON = 1e-8
+
+
+def pixel_norm(x):
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + PIXEL_NORM_EPSILON)
+
+
+def upscale(x, factor):
+    """Nearest-neighbour upscaling in both axes (tfgan's layers.upscale)."""
+    if factor == 1:
+        return x
+    shape = tf.shape(x)
+    x = tf.reshape(x, [shape[0], shape[1], 1, shape[2], 1, shape[3]])
+    x = tf.tile(x, [1, 1, factor, 1, factor, 1])
+    return tf.reshape(x, [shape[0], shape[1] * factor, shape[2] * factor, shape[3]])
+
+
+def layer_names(config: ModelConfig):
+    names = []
+    for block in range(1, config.num_blocks + 1):
+        suffix = "" if block == 1 else f"_{block}"
+        names += [f"conv0{suffix}", f"conv1{suffix}"]
+    return names
+
+
+class Conv(tf.Module):
+    """A conv with equalised learning rate: the kernel is scaled at run time, not at init."""
+
+    def __init__(self, kernel_shape, gain, name):
+        super().__init__(name=name)
+        fan_in = int(np.prod(kernel_shape[:-1]))
+        self.scale = gain / math.sqrt(fan_in)
+        self.kernel = tf.Variable(tf.random.normal(kernel_shape), name="kernel")
+        self.bias = tf.Variable(tf.zeros(kernel_shape[-1:]), name="bias")
+
+    def __call__(self, x, padding="SAME"):
+        return tf.nn.conv2d(x, self.kernel * self.scale, 1, padding) + self.bias
+
+
+class Generator(tf.Module):
+    """Weights and forward pass; holds no model-loading or audio logic."""
+
+    def __init__(self, config: ModelConfig, name="generator"):
+        super().__init__(name=name)
+        self.config = config
+        self.layer_names = layer_names(config)
+        he_gain = math.sqrt(2.0)  # he_initializer_slope 0
+        rgb_gain = 1.0  # tfgan's to_rgb keeps the default slope 1: sqrt(2 / 2) = 1
+        input_channels = config.latent_size + config.num_pitches
+        self.convs = []
+        self.to_rgb = []
+        for block in range(1, config.num_blocks + 1):
+            filters = config.num_filters(block)
+            if block == 1:
+                kernel0 = [config.start_height, config.start_width, input_channels, filters]
+            else:
+                kernel0 = [config.kernel_size, config.kernel_size, config.num_filters(block - 1), filters]
+            kernel1 = [config.kernel_size, config.kernel_size, filters, filters]
+            self.convs.append(Conv(kernel0, he_gain, name=f"block{block}_conv0"))
+            self.convs.append(Conv(kernel1, he_gain, name=f"block{block}_conv1"))
+            self.to_rgb.append(Conv([1, 1, filters, 2], rgb_gain, name=f"block{block}_to_rgb"))
+
+    def layer_index(self, name: str) -> int:
+        try:
+            return self.layer_names.index(name)
+        except ValueError:
+            raise ValueError(f"unknown layer {name!r}: the model's layers are "
+                             f"{', '.join(self.layer_names)}") from None
+
+    def layer_shape(self, name: str):
+        index = self.layer_index(name)
+        block = index // 2 + 1
+        return (*self.config.block_shape(block), self.config.num_filters(block))
+
+    def input_layer(self, z, one_hot):
+        """z and one-hot pitch to the 1x1 input that block 1's VALID conv expects, padded."""
+        x = tf.concat([z, one_hot], axis=1)[:, tf.newaxis, tf.newaxis, :]
+        x = pixel_norm(x)
+        pad_h, pad_w = self.config.start_height - 1, self.config.start_width - 1
+        return tf.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+
+    def apply_layer(self, index, x):
+        """Layer ``index``: its conv, leaky ReLU and pixel norm (and the upscale opening a block)."""
+        if index == 0:
+            padding = "VALID"
+        else:
+            padding = "SAME"
+            if index % 2 == 0:
+                x = upscale(x, self.config.scale_base)
+        return pixel_norm(tf.nn.leaky_relu(self.convs[index](x, padding), LEAKY_RELU_ALPHA))
+
+    def run_layers(self, x, start, stop):
+        """Apply layers start..stop-1 to x (the output of layer start-1, or the padded input)."""
+        for index in range(start, stop):
+            x = self.apply_layer(index, x)
+        return x
+
+    def rgb(self, x, block):
+        x = self.to_rgb[block - 1](x)
+        return tf.tanh(x) if self.config.to_rgb_activation == "tanh" else x
+
+    def denormalize(self, x):
+        c = self.config
+        a = tf.constant([c.mag_normalizer_a, c.p_normalizer_a], tf.float32)
+        b = tf.constant([c.mag_normalizer_b, c.p_normalizer_b], tf.float32)
+        return (x - b) / a
+
+    def progressive_output(self, z, one_hot, progress, num_blocks=None):
+        """Training-time output: every block's RGB, upscaled to full size and blended by progress.
+
+        ``progress`` runs from 0 to num_resolutions - 1 as tfgan's does; at the
+        end only the last block counts, which is what inference computes.
+        """
+        num_blocks = num_blocks or self.config.num_blocks
+        x = self.input_layer(z, one_hot)
+        outputs = []
+        for block in range(1, num_blocks + 1):
+            x = self.run_layers(x, 2 * block - 2, 2 * block)
+            alpha = tf.maximum(0.0, tf.minimum(progress - (block - 2), block - progress))
+            factor = self.config.scale_base ** (self.config.num_resolutions - block)
+            outputs.append(upscale(self.rgb(x, block), factor) * alpha)
+        return tf.add_n(outputs)
+
+    def weights(self):
+        """Name -> variable, in the checkpoint-independent naming our model format uses."""
+        named = {}
+        for index, conv in enumerate(self.convs):
+            block, which = index // 2 + 1, f"conv{index % 2}"
+            named[f"block{block}/{which}/kernel"] = conv.kernel
+            named[f"block{block}/{which}/bias"] = conv.bias
+        for block, conv in enumerate(self.to_rgb, start=1):
+            named[f"block{block}/to_rgb/kernel"] = conv.kernel
+            named[f"block{block}/to_rgb/bias"] = conv.bias
+        return named

@@ -1,0 +1,256 @@
+"""The model a script or the Pd external talks to: load, generate, hook layers.
+
+``load_model`` reads either checkpoint layout (see ``checkpoint.py``) or the
+word ``default`` for the model shipped inside the package. A ``Model`` turns
+latent vectors and MIDI pitches into spectrograms and audio, and exposes
+every generator layer so that GANSpace can read activations
+(``layer_output``) and replace them (``generate_from_layer``).
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from . import checkpoint
+from .config import ModelConfig
+from .errors import ModelError
+from .generator import Generator
+from .paths import models_dir
+from .spectral import specgrams_to_waves
+
+DEFAULT_MODEL = "default"
+
+
+def resolve_model_path(path) -> Path:
+    """``default`` names the packaged model; anything else is a folder path."""
+    if str(path) == DEFAULT_MODEL:
+        resolved = models_dir() / DEFAULT_MODEL
+        if not resolved.is_dir():
+            raise ModelError("the default model is not installed with this copy of ganspacesynth "
+                             f"(looked in {resolved})")
+        return resolved
+    return Path(path).expanduser()
+
+
+def load_model(path) -> "Model":
+    """Load a GANSynth model folder (Magenta's layout or ours) or ``"default"``."""
+    folder = resolve_model_path(path)
+    if not folder.exists():
+        raise ModelError(f"{folder}: no such model folder")
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: a model is a folder (with experiment.json or config.json), not a file")
+    if checkpoint.is_project_model(folder):
+        config = checkpoint.read_project_config(folder)
+        generator = Generator(config)
+        checkpoint.restore_project_weights(folder, generator)
+    elif checkpoint.is_magenta_model(folder):
+        config, weights = checkpoint.read_magenta_model(folder)
+        generator = Generator(config)
+        variables = generator.weights()
+        for name, value in weights.items():
+            variables[name].assign(value)
+    else:
+        raise ModelError(f"{folder}: not a model folder: expected experiment.json and stage_* "
+                         "(Magenta) or config.json (ganspacesynth)")
+    return Model(generator, source=folder)
+
+
+def slerp(z0, z1, t):
+    """Spherical interpolation between latent vectors, as GANSynth's examples interpolate.
+
+    ``t`` may be a scalar or an array of positions; falls back to linear
+    interpolation when the vectors are (anti)parallel.
+    """
+    z0 = np.asarray(z0, dtype=np.float64)
+    z1 = np.asarray(z1, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., np.newaxis] if np.ndim(t) else float(t)
+    cos = np.sum(z0 * z1, axis=-1, keepdims=True) / (
+        np.linalg.norm(z0, axis=-1, keepdims=True) * np.linalg.norm(z1, axis=-1, keepdims=True) + 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    sin = np.sin(omega)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spherical = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / sin
+    linear = (1 - t) * z0 + t * z1
+    return np.where(sin > 1e-6, spherical, linear).astype(np.float32)
+
+
+class Model:
+    """A loaded generator with the audio format around it."""
+
+    def __init__(self, generator: Generator, source=None):
+        self.generator = generator
+        self.config: ModelConfig = generator.config
+        self.source = source
+        self._compiled = {}
+        self._identifier = None
+
+    # --- what the model is ---------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def audio_length(self) -> int:
+        return self.config.audio_length
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.latent_size
+
+    @property
+    def pitches(self):
+        return list(self.config.pitches)
+
+    @property
+    def default_pitch(self) -> int:
+        """A pitch that is always valid: the middle of the trained ones."""
+        return self.config.pitches[len(self.config.pitches) // 2]
+
+    @property
+    def layer_names(self):
+        return list(self.generator.layer_names)
+
+    def layer_shape(self, name):
+        return self.generator.layer_shape(name)
+
+    @property
+    def identifier(self) -> str:
+        """A fingerprint of the architecture and weights: the same model gives the same
+        identifier in either format, so a PCA can tell which model it belongs to."""
+        if self._identifier is None:
+            digest = hashlib.sha256()
+            digest.update(repr(sorted(self.config.to_json().items())).encode())
+            for name, variable in sorted(self.generator.weights().items()):
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(variable.numpy(), dtype="<f4").tobytes())
+            self._identifier = digest.hexdigest()[:16]
+        return self._identifier
+
+    def describe(self) -> str:
+        c = self.config
+        filters = [c.num_filters(b) for b in range(1, c.num_blocks + 1)]
+        params = sum(int(np.prod(v.shape)) for v in self.generator.weights().values())
+        pitches = c.pitches
+        pitch_text = (f"{pitches[0]}..{pitches[-1]}" if pitches == list(range(pitches[0], pitches[-1] + 1))
+                      else " ".join(map(str, pitches)))
+        lines = [
+            f"model       {self.source}",
+            f"identifier  {self.identifier}",
+            f"audio       {c.audio_length} samples at {c.sample_rate} Hz "
+            f"({c.audio_length / c.sample_rate:g} s), spectrogram {c.output_shape}",
+            f"latent      {c.latent_size}",
+            f"pitches     {len(pitches)}: {pitch_text}",
+            f"filters     {filters} (fmap_base {c.fmap_base}, fmap_max {c.fmap_max}), "
+            f"{params / 1e6:.2f} M parameters",
+            "layers      " + ", ".join(f"{n} {self.layer_shape(n)}" for n in self.layer_names),
+        ]
+        return "\n".join(lines)
+
+    # --- inputs ------------------------------------------------------------
+    def random_z(self, n=1, seed=None):
+        """``n`` standard normal latent vectors; the same seed gives the same vectors."""
+        return np.random.default_rng(seed).standard_normal((int(n), self.latent_size)).astype(np.float32)
+
+    slerp = staticmethod(slerp)
+
+    def pitch_labels(self, pitch, n):
+        """MIDI pitch (or one per row) to one-hot labels; unknown pitches are a ValueError."""
+        pitch = np.asarray(pitch)
+        if pitch.ndim == 0:
+            pitch = np.full(n, pitch)
+        if pitch.shape != (n,):
+            raise ValueError(f"expected one pitch or {n} pitches, got an array of shape {pitch.shape}")
+        index = {p: i for i, p in enumerate(self.config.pitches)}
+        labels = []
+        for p in pitch.tolist():
+            if p != int(p) or int(p) not in index:
+                raise ValueError(f"pitch {p} is not one this model was trained on; valid pitches: "
+                                 f"{_compact(self.config.pitches)}")
+            labels.append(index[int(p)])
+        return np.eye(self.config.num_pitches, dtype=np.float32)[labels]
+
+    def _latents(self, z):
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim == 1:
+            z = z[np.newaxis]
+        if z.ndim != 2 or z.shape[1] != self.latent_size:
+            raise ValueError(f"z must have shape (n, {self.latent_size}), got {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("z contains NaN or infinite values")
+        return z
+
+    # --- the network, compiled per entry and exit point --------------------
+    def _function(self, start, stop):
+        """A compiled graph from layer ``start`` (-1: the z/pitch input) up to ``stop``
+        (a layer index, or None for the denormalised spectrogram)."""
+        key = (start, stop)
+        if key not in self._compiled:
+            generator = self.generator
+            last = len(generator.layer_names)
+
+            def forward(x, one_hot=None):
+                if start < 0:
+                    x = generator.input_layer(x, one_hot)
+                    first = 0
+                else:
+                    first = start + 1
+                x = generator.run_layers(x, first, last if stop is None else stop + 1)
+                if stop is None:
+                    x = generator.denormalize(generator.rgb(x, self.config.num_blocks))
+                return x
+
+            self._compiled[key] = tf.function(forward, reduce_retracing=True)
+        return self._compiled[key]
+
+    def generate_specgrams(self, z, pitch):
+        """Denormalised mel spectrograms (n, 128, 1024, 2): log magnitude, instantaneous frequency."""
+        z = self._latents(z)
+        labels = self.pitch_labels(pitch, len(z))
+        return self._function(-1, None)(tf.constant(z), tf.constant(labels)).numpy()
+
+    def generate(self, z, pitch):
+        """Audio (n, audio_length) float32 at ``sample_rate`` for latent vectors and pitch(es)."""
+        return specgrams_to_waves(self.generate_specgrams(z, pitch))
+
+    def layer_output(self, name, z, pitch):
+        """Activations after layer ``name`` (leaky ReLU and pixel norm included), (n, *layer_shape)."""
+        index = self.generator.layer_index(name)
+        z = self._latents(z)
+        labels = self.pitch_labels(pitch, len(z))
+        return self._function(-1, index)(tf.constant(z), tf.constant(labels)).numpy()
+
+    def _layer_values(self, name, values):
+        index = self.generator.layer_index(name)
+        shape = tuple(self.layer_shape(name))
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape == shape:
+            values = values[np.newaxis]
+        if values.shape[1:] != shape:
+            raise ValueError(f"values for layer {name} must have shape (n, {', '.join(map(str, shape))}), "
+                             f"got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"values for layer {name} contain NaN or infinite values")
+        return index, values
+
+    def specgrams_from_layer(self, name, values):
+        """Spectrograms with layer ``name``'s output replaced by ``values`` (z and pitch no longer count)."""
+        index, values = self._layer_values(name, values)
+        return self._function(index, None)(tf.constant(values)).numpy()
+
+    def generate_from_layer(self, name, values):
+        """Audio with layer ``name``'s output replaced by ``values``: the hook GANSpace edits through."""
+        return specgrams_to_waves(self.specgrams_from_layer(name, values))
+
+    # --- saving ------------------------------------------------------------
+    def save(self, path, **extra):
+        """Write the model in ganspacesynth's format (config.json + TF checkpoint)."""
+        checkpoint.write_project_model(Path(path), self.generator,
+                                       {"identifier": self.identifier, **extra})
+
+
+def _compact(pitches):
+    if len(pitches) > 3 and pitches == list(range(pitches[0], pitches[-1] + 1)):
+        return f"{pitches[0]}..{pitches[-1]}"
+    return ", ".join(map(str, pitches))

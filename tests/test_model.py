@@ -1,0 +1,245 @@
+"""The engine foundation: compatibility with Magenta's checkpoints, the model API, bad input."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ganspacesynth
+from ganspacesynth.errors import ModelError
+
+from conftest import REFERENCE_DIR, relative_error
+import magenta_reference
+
+
+# --- compatibility with the checkpoint Magenta made -----------------------
+
+def test_specgrams_match_magenta(reference_model, reference):
+    out = reference_model.generate_specgrams(reference["z"], reference["midi"])
+    assert relative_error(out, reference["specgram"]) < 1e-4
+
+
+def test_audio_matches_magenta(reference_model, reference):
+    out = reference_model.generate(reference["z"], reference["midi"])
+    assert out.dtype == np.float32 and out.shape == (4, 64000)
+    assert relative_error(out, reference["wave"]) < 1e-3
+
+
+def test_conv0_activations_match_magenta(reference_model, reference):
+    out = reference_model.layer_output("conv0", reference["z"], reference["midi"])
+    assert relative_error(out, reference["conv0"]) < 1e-5
+
+
+def test_generation_from_replaced_layer_matches_magenta(reference_model, reference):
+    specgrams = reference_model.specgrams_from_layer("conv0", reference["edit_layer"])
+    assert relative_error(specgrams, reference["edit_specgram"]) < 1e-4
+    audio = reference_model.generate_from_layer("conv0", reference["edit_layer"])
+    assert relative_error(audio, reference["edit_wave"]) < 1e-3
+
+
+def test_every_layer_can_be_left_and_reentered(reference_model, reference):
+    z, midi = reference["z"][:2], reference["midi"][:2]
+    whole = reference_model.generate_specgrams(z, midi)
+    for name in reference_model.layer_names:
+        values = reference_model.layer_output(name, z, midi)
+        assert values.shape == (2, *reference_model.layer_shape(name))
+        resumed = reference_model.specgrams_from_layer(name, values)
+        assert relative_error(resumed, whole) < 1e-5, name
+
+
+# --- architectures we have no Magenta checkpoint of -----------------------
+
+@pytest.fixture(scope="module")
+def tf1_reference_checks_out(reference):
+    """The test-only TF1 generator must itself reproduce Magenta's fixture first."""
+    out = magenta_reference.generate(REFERENCE_DIR, reference["z"], reference["pitch_labels"])
+    assert relative_error(out, reference["specgram"]) < 1e-4
+    return True
+
+
+@pytest.mark.slow
+def test_full_size_released_architecture(tmp_path, tf1_reference_checks_out):
+    folder = magenta_reference.write_model(tmp_path / "all_instruments",
+                                           magenta_reference.experiment_json(4096, 256), 61, seed=1)
+    model = ganspacesynth.load_model(folder)
+    assert [model.config.num_filters(b) for b in range(1, 8)] == [256, 256, 256, 256, 128, 64, 32]
+    params = sum(int(np.prod(v.shape)) for v in model.generator.weights().values())
+    assert 7.2e6 < params < 7.4e6
+    z = model.random_z(2, seed=3)
+    pitches = [36, 72]
+    expected = magenta_reference.generate(folder, z, [p - 24 for p in pitches])
+    assert relative_error(model.generate_specgrams(z, pitches), expected) < 1e-4
+
+
+def test_one_pitch_custom_model_with_meta_json(tmp_path, tf1_reference_checks_out):
+    folder = magenta_reference.write_model(tmp_path / "ct-conversations",
+                                           magenta_reference.experiment_json(1024, 32), 1,
+                                           seed=2, meta_pitches=[32] * 5)
+    model = ganspacesynth.load_model(folder)
+    assert model.pitches == [32]
+    z = model.random_z(2, seed=4)
+    expected = magenta_reference.generate(folder, z, [0, 0])
+    assert relative_error(model.generate_specgrams(z, 32), expected) < 1e-4
+    with pytest.raises(ValueError, match="valid pitches: 32"):
+        model.generate(z, 60)
+
+
+def test_meta_json_disagreeing_with_checkpoint_is_refused(tmp_path, tf1_reference_checks_out):
+    folder = magenta_reference.write_model(tmp_path / "m", magenta_reference.experiment_json(1024, 32),
+                                           1, meta_pitches=[30, 32])
+    with pytest.raises(ModelError, match=r"meta.json lists 2 distinct pitches .* 1 pitch labels"):
+        ganspacesynth.load_model(folder)
+
+
+# --- the API ----------------------------------------------------------------
+
+def test_model_attributes(reference_model):
+    assert reference_model.sample_rate == 16000
+    assert reference_model.audio_length == 64000
+    assert reference_model.latent_size == 256
+    assert reference_model.pitches == list(range(24, 85))
+    assert reference_model.layer_names[:3] == ["conv0", "conv1", "conv0_2"]
+    assert reference_model.layer_names[-1] == "conv1_7"
+    assert reference_model.layer_shape("conv0") == (2, 16, 32)
+
+
+def test_random_z_is_reproducible(reference_model):
+    a = reference_model.random_z(3, seed=7)
+    assert a.shape == (3, 256) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, reference_model.random_z(3, seed=7))
+    assert not np.array_equal(a, reference_model.random_z(3, seed=8))
+
+
+def test_pitch_per_row_and_unknown_pitch(reference_model, reference):
+    z = reference["z"][:2]
+    per_row = reference_model.generate_specgrams(z, [24, 54])
+    one = reference_model.generate_specgrams(z[:1], 24)
+    np.testing.assert_allclose(per_row[:1], one, atol=1e-5)
+    with pytest.raises(ValueError, match=r"pitch 90 .* valid pitches: 24\.\.84"):
+        reference_model.generate(z, 90)
+    with pytest.raises(ValueError, match="z must have shape"):
+        reference_model.generate(np.zeros((2, 10)), 60)
+    with pytest.raises(ValueError, match="NaN"):
+        reference_model.generate(np.full((1, 256), np.nan), 60)
+    with pytest.raises(ValueError, match="unknown layer 'conv9'"):
+        reference_model.layer_output("conv9", z, 60)
+
+
+def test_slerp_endpoints_and_norm():
+    rng = np.random.default_rng(0)
+    z0, z1 = rng.standard_normal((2, 256))
+    np.testing.assert_allclose(ganspacesynth.slerp(z0, z1, 0.0), z0, atol=1e-5)
+    np.testing.assert_allclose(ganspacesynth.slerp(z0, z1, 1.0), z1, atol=1e-5)
+    path = ganspacesynth.slerp(z0, z1, np.linspace(0, 1, 5))
+    assert path.shape == (5, 256)
+    # Between vectors of equal norm, slerp stays on the sphere.
+    z1 = z1 / np.linalg.norm(z1) * np.linalg.norm(z0)
+    norms = np.linalg.norm(ganspacesynth.slerp(z0, z1, np.linspace(0, 1, 5)), axis=1)
+    np.testing.assert_allclose(norms, np.linalg.norm(z0), rtol=1e-5)
+
+
+# --- our own format ----------------------------------------------------------
+
+def test_convert_round_trip(tmp_path, reference_model, reference):
+    out = tmp_path / "converted"
+    from ganspacesynth.cli import main
+
+    assert main(["convert", str(REFERENCE_DIR), str(out)]) == 0
+    assert (out / "config.json").is_file()
+    converted = ganspacesynth.load_model(out)
+    assert converted.pitches == reference_model.pitches
+    assert converted.identifier == reference_model.identifier
+    np.testing.assert_array_equal(converted.generate_specgrams(reference["z"], reference["midi"]),
+                                  reference_model.generate_specgrams(reference["z"], reference["midi"]))
+    # Converting onto a non-empty folder would mix two models: refused.
+    assert main(["convert", str(REFERENCE_DIR), str(out)]) == 2
+
+
+# --- bad input -----------------------------------------------------------------
+
+def _copy_reference(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(REFERENCE_DIR, folder, ignore=shutil.ignore_patterns("*.npz", "*.pickle"))
+    return folder
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelError, match=r"nowhere: no such model folder"):
+        ganspacesynth.load_model(tmp_path / "nowhere")
+
+
+def test_folder_without_experiment_json(tmp_path):
+    folder = _copy_reference(tmp_path)
+    (folder / "experiment.json").unlink()
+    with pytest.raises(ModelError, match=r"model: not a GANSynth model folder: there is no experiment.json"):
+        ganspacesynth.load_model(folder)
+
+
+def test_folder_without_anything(tmp_path):
+    with pytest.raises(ModelError, match=r"not a model folder"):
+        ganspacesynth.load_model(tmp_path)
+
+
+def test_folder_without_stage(tmp_path):
+    folder = _copy_reference(tmp_path)
+    shutil.rmtree(folder / "stage_00012")
+    with pytest.raises(ModelError, match=r"model: no stage_\* folder"):
+        ganspacesynth.load_model(folder)
+
+
+def test_corrupt_experiment_json(tmp_path):
+    folder = _copy_reference(tmp_path)
+    (folder / "experiment.json").write_text("{ not json")
+    with pytest.raises(ModelError, match=r"experiment.json: cannot be read as JSON"):
+        ganspacesynth.load_model(folder)
+
+
+def test_truncated_checkpoint(tmp_path):
+    folder = _copy_reference(tmp_path)
+    data = next((folder / "stage_00012").glob("*.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    with pytest.raises(ModelError, match=r"model.ckpt-11000000.*(truncated|cannot be read)"):
+        ganspacesynth.load_model(folder)
+
+
+def test_missing_index_file(tmp_path):
+    folder = _copy_reference(tmp_path)
+    next((folder / "stage_00012").glob("*.index")).unlink()
+    with pytest.raises(ModelError, match=r"stage_00012: no checkpoint"):
+        ganspacesynth.load_model(folder)
+
+
+def test_shapes_contradicting_experiment_json(tmp_path):
+    folder = _copy_reference(tmp_path)
+    import json
+
+    experiment = json.loads((folder / "experiment.json").read_text())
+    experiment["fmap_max"] = 64
+    (folder / "experiment.json").write_text(json.dumps(experiment))
+    with pytest.raises(ModelError, match=r"has shape \[2, 16, 317, 32\] but experiment.json "
+                                         r"\(fmap_base=1024, fmap_max=64"):
+        ganspacesynth.load_model(folder)
+
+
+def test_cli_reports_bad_model_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ganspacesynth.cli", "info", str(tmp_path / "nope")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("ganspacesynth info: error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_info_and_generate(tmp_path):
+    import soundfile
+
+    from ganspacesynth.cli import main
+
+    out = tmp_path / "clip.wav"
+    assert main(["generate", str(REFERENCE_DIR), "--pitch", "60", "--seed", "3", "-o", str(out)]) == 0
+    audio, rate = soundfile.read(out, dtype="float32")
+    assert rate == 16000 and audio.shape == (64000,)
+    model = ganspacesynth.load_model(REFERENCE_DIR)
+    expected = model.generate(model.random_z(1, seed=3), 60)[0]
+    np.testing.assert_allclose(audio, expected, atol=1e-6)
