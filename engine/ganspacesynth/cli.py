@@ -69,10 +69,69 @@ def _run_convert(args):
     print(f"wrote {args.out_dir}")
 
 
+def _add_prepare(sub):
+    p = sub.add_parser(
+        "prepare", help="cut recordings into a GANSynth training dataset",
+        description="Cut every audio file below IN_DIR (wav, flac, ogg, aiff...; any length, rate "
+                    "and channel count) and NSynth-style *.tfrecord files into 4-second 16 kHz "
+                    "mono clips: OUT_DIR/audio/*.wav, OUT_DIR/meta.json ({name: {\"pitch\": P, "
+                    "...}}) and OUT_DIR/prepare_summary.json. Unreadable files are reported and "
+                    "skipped. Exits with status 2 if no clip at all was produced.")
+    p.add_argument("in_dir", metavar="IN_DIR", help="folder of recordings (read recursively), or one file")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="dataset folder to write (new or empty)")
+    p.add_argument("--hop", type=float, default=4.0, metavar="SECONDS",
+                   help="time between clip starts; below 4 the clips overlap (default 4)")
+    p.add_argument("--tail", choices=("pad", "drop"), default="pad",
+                   help="the audio after the last full clip, and files shorter than 4 s: pad with "
+                        "silence into one more clip, or drop (default pad)")
+    p.add_argument("--min-tail", type=float, default=0.5, metavar="SECONDS",
+                   help="with --tail pad, drop a tail that adds less new audio than this "
+                        "(never a whole short file) (default 0.5)")
+    p.add_argument("--skip-silent", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip clips quieter than --silence-db (default on)")
+    p.add_argument("--silence-db", type=float, default=-60.0, metavar="DB",
+                   help="silence threshold, RMS dBFS over the clip after file normalisation "
+                        "(default -60)")
+    p.add_argument("--normalize", choices=("file", "clip", "none"), default="file",
+                   help="peak-normalise each source file (keeps its dynamics), each clip, or "
+                        "nothing (default file)")
+    p.add_argument("--peak-db", type=float, default=-1.0, metavar="DB",
+                   help="peak level for --normalize, dBFS (default -1)")
+    p.add_argument("--pitch", type=int, default=32,
+                   help="MIDI pitch of files without a _<pitch> name suffix (default 32)")
+    p.add_argument("--pitch-from-name", action=argparse.BooleanOptionalAction, default=True,
+                   help="read the pitch from a trailing _<0..127> in file names, e.g. "
+                        "cello_A_57.wav (default on)")
+    p.add_argument("--bit-depth", choices=("16", "24", "float"), default="16",
+                   help="WAV sample format of the clips (default 16, like NSynth)")
+    p.add_argument("--tfrecord", action="append", default=[], metavar="FILE",
+                   help="also read this NSynth-style TFRecord file (repeatable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset that prepare wrote to OUT_DIR before")
+    p.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args):
+    from .data import NoClipsError, prepare_dataset
+
+    try:
+        summary = prepare_dataset(
+            args.in_dir, args.out_dir, hop=args.hop, tail=args.tail, min_tail=args.min_tail,
+            skip_silent=args.skip_silent, silence_db=args.silence_db, normalize=args.normalize,
+            peak_db=args.peak_db, pitch=args.pitch, pitch_from_name=args.pitch_from_name,
+            bit_depth=args.bit_depth, tfrecords=args.tfrecord, overwrite=args.overwrite,
+            progress=None)
+    except NoClipsError as error:
+        print(error.summary.format())
+        raise
+    print(summary.format())
+
+
 COMMANDS = [
     _add_info,
     _add_generate,
     _add_convert,
+    _add_prepare,
 ]
 
 
