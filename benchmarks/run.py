@@ -1,0 +1,193 @@
+"""ganspacesynth's benchmark table: one command, figures as median ± spread.
+
+    python benchmarks/run.py            # default settings: a few minutes on 2 cores
+    python benchmarks/run.py --repeats 9 --only generation
+
+Each figure is the median of ``--repeats`` runs after a warm-up, with the
+spread (max - min) beside it. The *floor* is the arithmetic of one clip of the
+released architecture divided by this machine's float32 matrix-multiply rate
+measured in the same run: a clip cannot be generated faster than its FLOPs at
+the rate the machine multiplies matrices. Tests check behaviour; speed is
+only ever measured here.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def timings(fn, repeats, warmup=1):
+    """Seconds of each of ``repeats`` runs of ``fn()``, after ``warmup`` unmeasured ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(fn, repeats, warmup=1):
+    """Median and spread (max - min) in seconds of ``fn()`` over ``repeats`` runs."""
+    times = timings(fn, repeats, warmup)
+    return statistics.median(times), max(times) - min(times)
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, name, value, spread=None, unit="", note=""):
+        self.rows.append((name, value, spread, unit, note))
+        text = _format(value, spread, unit)
+        print(f"  {name:<52} {text:>22}  {note}", flush=True)
+
+    def markdown(self):
+        lines = ["| measurement | value | note |", "|---|---|---|"]
+        for name, value, spread, unit, note in self.rows:
+            lines.append(f"| {name} | {_format(value, spread, unit)} | {note} |")
+        return "\n".join(lines)
+
+
+def _format(value, spread, unit):
+    if isinstance(value, str):
+        return value
+    digits = 3 if abs(value) < 10 else 1
+    text = f"{value:.{digits}f}"
+    if spread is not None:
+        text += f" ± {spread:.{digits}f}"
+    return f"{text} {unit}".strip()
+
+
+def machine_line():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}, numpy {np.__version__}, load average {load:.2f} at start")
+
+
+def clip_flops(config):
+    """Multiply-adds x 2 of every conv of one clip, from the architecture itself."""
+    flops = 0
+    cin = config.latent_size + config.num_pitches
+    for block in range(1, config.num_blocks + 1):
+        h, w = config.block_shape(block)
+        filters = config.num_filters(block)
+        k0 = (config.start_height * config.start_width) if block == 1 else config.kernel_size ** 2
+        flops += 2 * h * w * k0 * cin * filters
+        flops += 2 * h * w * config.kernel_size ** 2 * filters * filters
+        cin = filters
+    h, w = config.block_shape(config.num_blocks)
+    flops += 2 * h * w * cin * 2  # to_rgb
+    return flops
+
+
+def matmul_rate(repeats):
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    flops = 2 * n ** 3
+    times = timings(lambda: a @ b, repeats, warmup=2)
+    return flops / statistics.median(times), flops / min(times) - flops / max(times)
+
+
+def full_size_model():
+    """The released architecture (fmap_base 4096, fmap_max 256) with random weights."""
+    from ganspacesynth.config import ModelConfig
+    from ganspacesynth.generator import Generator
+    from ganspacesynth.model import Model
+
+    return Model(Generator(ModelConfig()), source="full-size released architecture, random weights")
+
+
+def bench_generation(table, args, model):
+    from ganspacesynth import spectral
+
+    flops = clip_flops(model.config)
+    rate, rate_spread = matmul_rate(args.repeats)
+    floor = flops / rate
+    table.add("clip arithmetic, released architecture", flops / 1e9, unit="GFLOP")
+    table.add("numpy float32 matmul rate (2048^3)", rate / 1e9, rate_spread / 1e9, "GFLOP/s")
+    table.add("floor: clip FLOPs / matmul rate", floor, unit="s/clip")
+    results = {"floor": floor}
+    for batch in (1, 8):
+        z = model.random_z(batch, seed=0)
+        seconds, spread = measure(lambda: model.generate(z, 60), args.repeats)
+        per_clip = seconds / batch
+        results[batch] = per_clip
+        table.add(f"generate, batch {batch}", per_clip, spread / batch, "s/clip",
+                  f"{per_clip / floor:.2f} x floor")
+    z = model.random_z(1, seed=0)
+    spec = model.generate_specgrams(z, 60)
+    seconds, spread = measure(lambda: model.generate_specgrams(z, 60), args.repeats)
+    table.add("  of which the generator network", seconds, spread, "s/clip")
+    seconds, spread = measure(lambda: spectral.specgrams_to_waves(spec), args.repeats)
+    table.add("  of which the inverse STFT (mel -> audio)", seconds, spread, "s/clip")
+    return results
+
+
+def bench_load(table, args, model):
+    import ganspacesynth
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        model.save(folder)
+
+        def load_and_generate():
+            loaded = ganspacesynth.load_model(folder)
+            loaded.generate(loaded.random_z(1, seed=0), 60)
+
+        seconds, spread = measure(load_and_generate, max(3, args.repeats // 2), warmup=1)
+    table.add("load model + first clip (full size, in process)", seconds, spread, "s")
+
+
+SECTIONS = {
+    "generation": bench_generation,
+    "load": bench_load,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs per figure (default 5)")
+    parser.add_argument("--only", action="append", choices=sorted(SECTIONS),
+                        help="run only this section (repeatable)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    args = parser.parse_args(argv)
+
+    print(machine_line())
+    table = Table()
+    model = full_size_model()
+    for name, section in SECTIONS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"[{name}]", flush=True)
+        section(table, args, model)
+    if args.markdown:
+        Path(args.markdown).write_text(machine_line() + "\n\n" + table.markdown() + "\n")
+
+
+if __name__ == "__main__":
+    main()
