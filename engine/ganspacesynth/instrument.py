@@ -1,0 +1,324 @@
+"""The playable instrument behind the Pd external (and the pyext fallback).
+
+An ``Instrument`` holds everything a patch can set -- model, PCA,
+coefficients, z, pitch, synthesis mode, Hallu steps and settings -- with one
+method per message. Every method checks its input and raises
+``GanspacesynthError`` with a message a musician can act on, so the hosts
+only have to show ``str(error)``; nothing here knows about Pd.
+
+Hosts call it from one worker thread at a time; it is not thread-safe.
+
+Testing aid: the environment variable ``GANSPACESYNTH_TEST_DELAY`` (seconds,
+read at every call) makes ``generate`` and ``hallucinate`` sleep that long
+before working, so that tests can show a host stays responsive while a
+generation runs. Leave it unset in normal use.
+"""
+
+import math
+import os
+import time
+
+import numpy as np
+
+from .errors import GanspacesynthError
+
+MODES = ("layer", "z", "latent")
+
+# Hallu settings a host may set by name, with the keyword hallucinate() takes
+# and the original tool's default.
+HALLU_SETTINGS = {
+    "interp": ("interp_steps", 1),
+    "spacing": ("spacing", 0.2),
+    "trim": ("start_trim", 0.0),
+    "attack": ("attack", 0.5),
+    "sustain": ("sustain", 0.5),
+    "release": ("release", 0.5),
+}
+MAX_INTERP_STEPS = 32
+TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
+
+
+def resample(audio, from_rate, to_rate):
+    """Band-limited resampling (soxr, high quality) of a 1-D clip; float32 out."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if float(from_rate) == float(to_rate):
+        return audio
+    import soxr
+
+    return np.ascontiguousarray(soxr.resample(audio, float(from_rate), float(to_rate), quality="HQ"),
+                                dtype=np.float32)
+
+
+def _vector(values, what):
+    try:
+        vector = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GanspacesynthError(f"{what}: expected numbers") from None
+    if vector.ndim != 1:
+        raise GanspacesynthError(f"{what}: expected a flat list of numbers")
+    bad = np.flatnonzero(~np.isfinite(vector))
+    if bad.size:
+        i = int(bad[0])
+        raise GanspacesynthError(f"{what}: value {i} is {vector[i]} (NaN and infinity are not allowed)")
+    return vector
+
+
+def _finite(value, what):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise GanspacesynthError(f"{what}: expected a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise GanspacesynthError(f"{what}: {value} is not a finite number")
+    return value
+
+
+def _whole(value, what):
+    value = _finite(value, what)
+    if value != int(value):
+        raise GanspacesynthError(f"{what}: expected a whole number, got {value:g}")
+    return int(value)
+
+
+def _engine_function(module, name, missing):
+    """An engine function from a module that may not exist in every version."""
+    from importlib import import_module
+
+    try:
+        return getattr(import_module(f"{__package__}.{module}"), name)
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.{module}":
+            raise
+        raise GanspacesynthError(missing) from None
+
+
+def _test_delay():
+    text = os.environ.get(TEST_DELAY_ENV, "")
+    try:
+        delay = float(text) if text else 0.0
+    except ValueError:
+        return
+    if delay > 0:
+        time.sleep(delay)
+
+
+class Instrument:
+    """One player's state: what to synthesise, and the calls that synthesise it."""
+
+    def __init__(self):
+        self.model = None
+        self.pca = None
+        self.model_name = None
+        self.coefficients = np.zeros(0)
+        self.z = None
+        self.pitch = None
+        self.mode = "layer"
+        self.steps = []
+        self.hallu = {name: default for name, (_, default) in HALLU_SETTINGS.items()}
+
+    # --- what is loaded -------------------------------------------------
+    @property
+    def n_components(self):
+        return int(self.pca.n_components) if self.pca is not None else 0
+
+    def info(self):
+        """(n_components, sample_rate, audio_length) of what is loaded; zeros without a model."""
+        if self.model is None:
+            return (0, 0, 0)
+        return (self.n_components, int(self.model.sample_rate), int(self.model.audio_length))
+
+    def _need_model(self, what):
+        if self.model is None:
+            raise GanspacesynthError(f"{what}: no model loaded (send 'load MODEL' first)")
+        return self.model
+
+    def _need_pca(self, what):
+        if self.pca is None:
+            raise GanspacesynthError(f"{what}: no PCA loaded (send 'pca FILE', or 'mode z' to play "
+                                     "z and pitch alone)")
+        return self.pca
+
+    def load(self, model_path, pca_path=None):
+        """Load a model folder (or ``default``) and optionally a PCA file for it.
+
+        On failure the previous model stays loaded. z restarts at seed 0 and
+        pitch at the model's default, so a fresh load always sounds the same.
+        """
+        from .model import load_model
+
+        model_path = str(model_path)
+        if not model_path:
+            raise GanspacesynthError("load: expected a model folder or 'default'")
+        try:
+            model = load_model(model_path)
+        except GanspacesynthError as error:
+            raise GanspacesynthError(f"load: {error}") from None
+        pca = None
+        if pca_path:
+            pca = self._read_pca(model, pca_path)
+        self.model, self.model_name, self.pca = model, model_path, pca
+        self.z = model.random_z(1, seed=0)[0]
+        self.pitch = model.default_pitch
+        return self.info()
+
+    def _read_pca(self, model, path):
+        load_pca = _engine_function("pca", "load_pca", "pca: this version of ganspacesynth cannot read PCA files yet")
+        try:
+            pca = load_pca(str(path))
+        except GanspacesynthError as error:
+            raise GanspacesynthError(f"pca: {error}") from None
+        # Checked here so that a mismatch is reported when the file is
+        # chosen, not at the first generate.
+        try:
+            expected = tuple(model.layer_shape(pca.layer))
+        except Exception:
+            raise GanspacesynthError(f"pca: {path}: layer {pca.layer!r} does not exist in this model") from None
+        found = tuple(np.shape(pca.components)[1:])
+        if found != expected:
+            raise GanspacesynthError(f"pca: {path}: components of shape {found} do not fit layer "
+                                     f"{pca.layer} of this model, which has shape {expected}")
+        return pca
+
+    def load_pca(self, path):
+        model = self._need_model("pca")
+        if not str(path):
+            raise GanspacesynthError("pca: expected a PCA file")
+        self.pca = self._read_pca(model, path)
+        return self.info()
+
+    def unload(self):
+        """Forget model and PCA (the memory goes back); coefficients and Hallu steps stay."""
+        self.model = self.pca = self.model_name = None
+        self.z = self.pitch = None
+
+    # --- what to synthesise ---------------------------------------------
+    def _check_count(self, count, what):
+        if count > self.n_components and self.pca is not None:
+            raise GanspacesynthError(f"{what}: {count} coefficients given but the PCA has "
+                                     f"{self.n_components} components")
+
+    def set_coefficients(self, values):
+        """Coefficients for components 0..k-1; the components after them are 0."""
+        vector = _vector(values, "coeffs")
+        if vector.size == 0:
+            raise GanspacesynthError("coeffs: expected at least one coefficient")
+        self._check_count(vector.size, "coeffs")
+        self.coefficients = vector
+
+    def set_coefficient(self, index, value):
+        index = _whole(index, "coeff index")
+        value = _finite(value, f"coeff {index}")
+        if index < 0:
+            raise GanspacesynthError(f"coeff: index {index} is negative")
+        if self.pca is not None and index >= self.n_components:
+            raise GanspacesynthError(f"coeff: index {index} is out of range: the PCA has "
+                                     f"{self.n_components} components (0..{self.n_components - 1})")
+        if index >= self.coefficients.size:
+            self.coefficients = np.concatenate([self.coefficients, np.zeros(index + 1 - self.coefficients.size)])
+        self.coefficients[index] = value
+
+    def set_z(self, values):
+        model = self._need_model("z")
+        vector = _vector(values, "z")
+        if vector.size != model.latent_size:
+            raise GanspacesynthError(f"z: expected {model.latent_size} values (the model's latent size), "
+                                     f"got {vector.size}")
+        self.z = vector.astype(np.float32)
+
+    def random_z(self, seed=None):
+        model = self._need_model("z-random")
+        if seed is not None:
+            seed = _whole(seed, "z-random seed")
+            if seed < 0:
+                raise GanspacesynthError(f"z-random: seed {seed} is negative")
+        self.z = model.random_z(1, seed=seed)[0]
+
+    def set_pitch(self, pitch):
+        model = self._need_model("pitch")
+        value = _finite(pitch, "pitch")
+        if value != int(value) or int(value) not in model.pitches:
+            pitches = list(model.pitches)
+            if pitches == list(range(pitches[0], pitches[-1] + 1)):
+                valid = f"{pitches[0]}..{pitches[-1]}"
+            else:
+                valid = " ".join(map(str, pitches))
+            raise GanspacesynthError(f"pitch: {value:g} is not a pitch this model was trained on "
+                                     f"(valid: {valid})")
+        self.pitch = int(value)
+
+    def set_mode(self, mode):
+        mode = str(mode)
+        if mode not in MODES:
+            raise GanspacesynthError(f"mode: unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.mode = mode
+
+    # --- Hallu ------------------------------------------------------------
+    def clear_steps(self):
+        self.steps = []
+
+    def add_step(self, values):
+        vector = _vector(values, "step")
+        if vector.size == 0:
+            raise GanspacesynthError("step: expected at least one coefficient")
+        self._check_count(vector.size, "step")
+        self.steps.append(vector)
+
+    def set_hallu(self, name, value):
+        """One Hallu setting: ``interp`` (points between steps, 0..32) or a time in seconds
+        (``spacing``, ``trim``, ``attack``, ``sustain``, ``release``)."""
+        name = str(name)
+        if name not in HALLU_SETTINGS:
+            raise GanspacesynthError(f"unknown Hallu setting {name!r}: choose one of {', '.join(HALLU_SETTINGS)}")
+        if name == "interp":
+            value = _whole(value, "interp")
+            if not 0 <= value <= MAX_INTERP_STEPS:
+                raise GanspacesynthError(f"interp: {value} is outside 0..{MAX_INTERP_STEPS}")
+        else:
+            value = _finite(value, name)
+            if value < 0 or (name == "spacing" and value == 0):
+                raise GanspacesynthError(f"{name}: {value:g} s must be {'more than' if name == 'spacing' else 'at least'} 0")
+        self.hallu[name] = value
+
+    # --- synthesis ----------------------------------------------------------
+    def _padded(self, vector, what):
+        n = self.n_components
+        self._check_count(vector.size, what)
+        out = np.zeros(n, dtype=np.float32)
+        out[:vector.size] = vector
+        return out
+
+    def generate(self, sample_rate=None):
+        """One clip (1-D float32) for the current settings, at ``sample_rate`` (default: the model's)."""
+        model = self._need_model("generate")
+        _test_delay()
+        if self.mode == "z" and self.pca is None:
+            clip = model.generate(self.z[np.newaxis], self.pitch)[0]
+        else:
+            pca = self._need_pca("generate")
+            coefficients = self._padded(self.coefficients, "generate")
+            if self.mode == "layer":
+                clip = model.synthesize(pca, coefficients, space="layer")
+            else:
+                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
+        clip = np.asarray(clip, dtype=np.float32).reshape(-1)
+        return resample(clip, model.sample_rate, sample_rate or model.sample_rate)
+
+    def hallucinate(self, sample_rate=None, progress=None):
+        """The Hallu composition of the current steps (1-D float32) at ``sample_rate``.
+
+        ``progress`` is called with a fraction 0..1 as points are synthesised;
+        an exception it raises stops the composition.
+        """
+        model = self._need_model("hallucinate")
+        pca = self._need_pca("hallucinate")
+        if not self.steps:
+            raise GanspacesynthError("hallucinate: no steps (add some with 'step c0 c1 ...')")
+        hallucinate = _engine_function("hallu", "hallucinate",
+                                       "hallucinate: this version of ganspacesynth has no Hallu yet")
+        steps = np.stack([self._padded(step, "hallucinate") for step in self.steps])
+        kwargs = {HALLU_SETTINGS[name][0]: value for name, value in self.hallu.items()}
+        _test_delay()
+        audio, _points = hallucinate(model, pca, steps, mode=self.mode, pitch=self.pitch,
+                                     progress=progress, **kwargs)
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        return resample(audio, model.sample_rate, sample_rate or model.sample_rate)
