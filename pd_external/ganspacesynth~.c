@@ -1,0 +1,1249 @@
+/* ganspacesynth~: play GANSpaceSynth in Pd without ever blocking the audio.
+ *
+ * Threads. Pd's scheduler thread runs this object's methods, its clocks and
+ * its perform routine. Everything that touches the engine (Python,
+ * TensorFlow) runs on one worker thread per object, fed by a job queue. The
+ * worker never calls Pd's API: it posts replies to a queue that a clock on
+ * Pd's thread polls, and hands finished clips to the perform routine through
+ * an atomic slot (player.c). The perform routine takes no lock, calls no
+ * Python, allocates nothing and never waits.
+ *
+ * Lifetime. The object and its worker share a reference-counted `shared`.
+ * Freeing the object marks it detached and returns at once; the worker
+ * finishes (or, for Hallu, abandons) its job, destroys its engine and drops
+ * the last reference. Nothing on Pd's thread ever joins the worker.
+ *
+ * The engine is the bridge library (bridge/ganspacesynth_bridge.h), loaded
+ * once from the folder this external was loaded from.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* dladdr */
+#endif
+#include "m_pd.h"
+#include "player.h"
+#include "ganspacesynth_bridge.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#ifdef __APPLE__
+#define GSS_BRIDGE_FILE "libganspacesynth_bridge.dylib"
+#else
+#define GSS_BRIDGE_FILE "libganspacesynth_bridge.so"
+#endif
+#ifndef GSS_LIBPYTHON
+#define GSS_LIBPYTHON ""
+#endif
+
+#define POLL_MS 2           /* how often a busy object looks for replies */
+#define MAX_JOBS 1024       /* beyond this a message is refused, not queued */
+#define WORKER_STACK (8 << 20)  /* Python and TensorFlow want more than macOS's 512 kB */
+
+/* ------------------------------------------------------------------ */
+/* the bridge, loaded once per Pd process                              */
+
+static struct {
+    int (*create)(void);
+    void (*destroy)(int);
+    int (*load)(int, const char *, const char *);
+    int (*load_pca)(int, const char *);
+    int (*unload)(int);
+    int (*info)(int, int *, int *, int *);
+    int (*set_coeffs)(int, const float *, int);
+    int (*set_coeff)(int, int, float);
+    int (*set_z)(int, const float *, int);
+    int (*random_z)(int, int);
+    int (*set_pitch)(int, float);
+    int (*set_mode)(int, const char *);
+    int (*clear_steps)(int);
+    int (*add_step)(int, const float *, int);
+    int (*set_hallu)(int, const char *, float);
+    int (*generate)(int, double);
+    int (*hallucinate)(int, double, gss_progress_fn, void *);
+    int (*read)(int, float *, int);
+    int (*last_error)(int, char *, int);
+} bridge;
+static char bridge_error[MAXPDSTRING + 200];  /* empty when the bridge loaded */
+
+static void bridge_load(void)
+{
+    char path[MAXPDSTRING];
+    const char *libpython = getenv("GANSPACESYNTH_LIBPYTHON");
+    void *lib;
+    Dl_info self;
+    if (!libpython || !*libpython)
+        libpython = GSS_LIBPYTHON;
+        /* numpy's extension modules expect libpython's symbols in the global
+        namespace; Pd loads externals (and so the bridge) with RTLD_LOCAL */
+    if (*libpython && !dlopen(libpython, RTLD_NOW | RTLD_GLOBAL))
+    {
+        snprintf(bridge_error, sizeof(bridge_error),
+            "cannot load Python's library (%s); set GANSPACESYNTH_LIBPYTHON", dlerror());
+        return;
+    }
+    if (!dladdr((void *)bridge_load, &self) || !self.dli_fname)
+    {
+        snprintf(bridge_error, sizeof(bridge_error), "cannot tell where ganspacesynth~ was loaded from");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s", self.dli_fname);
+    if (strrchr(path, '/'))
+        *strrchr(path, '/') = 0;
+    else
+        snprintf(path, sizeof(path), ".");
+    if (strlen(path) + strlen(GSS_BRIDGE_FILE) + 2 > sizeof(path))
+    {
+        snprintf(bridge_error, sizeof(bridge_error), "path of ganspacesynth~ too long");
+        return;
+    }
+    strcat(path, "/");
+    strcat(path, GSS_BRIDGE_FILE);
+    if (!(lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+    {
+        snprintf(bridge_error, sizeof(bridge_error), "cannot load the engine bridge: %s", dlerror());
+        return;
+    }
+#define GET(field, name) \
+    if (!(*(void **)&bridge.field = dlsym(lib, name))) { \
+        snprintf(bridge_error, sizeof(bridge_error), \
+            "%s: no symbol %s: bridge and external do not match", path, name); \
+        return; }
+    GET(create, "gss_create") GET(destroy, "gss_destroy") GET(load, "gss_load")
+    GET(load_pca, "gss_load_pca") GET(unload, "gss_unload") GET(info, "gss_info")
+    GET(set_coeffs, "gss_set_coeffs") GET(set_coeff, "gss_set_coeff")
+    GET(set_z, "gss_set_z") GET(random_z, "gss_random_z") GET(set_pitch, "gss_set_pitch")
+    GET(set_mode, "gss_set_mode") GET(clear_steps, "gss_clear_steps")
+    GET(add_step, "gss_add_step") GET(set_hallu, "gss_set_hallu")
+    GET(generate, "gss_generate") GET(hallucinate, "gss_hallucinate")
+    GET(read, "gss_read") GET(last_error, "gss_last_error")
+#undef GET
+}
+
+/* ------------------------------------------------------------------ */
+/* jobs (Pd -> worker) and replies (worker -> Pd)                      */
+
+typedef enum {
+    J_LOAD, J_PCA, J_UNLOAD, J_COEFFS, J_COEFF, J_Z, J_ZRANDOM, J_PITCH, J_MODE,
+    J_GENERATE, J_STEPS_CLEAR, J_STEP, J_HALLU_SET, J_HALLUCINATE
+} job_kind;
+
+typedef struct job {
+    struct job *next;
+    job_kind kind;
+    char *text, *text2;     /* paths, mode, setting name */
+    float *values;          /* coefficients, z, a step */
+    int count;
+    float number;           /* coeff value, pitch, seed, setting value */
+    int index;
+    double sample_rate;
+    t_symbol *array;        /* only compared and handed back, never gensym'd here */
+} job;
+
+typedef enum { R_LOADING, R_LOADED, R_READY, R_PROGRESS, R_HALLU, R_ERROR } reply_kind;
+
+typedef struct reply {
+    struct reply *next;
+    reply_kind kind;
+    char *text;
+    float numbers[3];
+    gss_clip *clip;
+    t_symbol *array;
+} reply;
+
+typedef struct shared {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    job *jobs, *last_job;
+    int njobs;
+    reply *replies, *last_reply;
+    int busy;               /* the worker is running a job */
+    int detached;           /* the object is gone: drop everything */
+    int refs;
+    atomic_int cancel;      /* read by Hallu's progress callback */
+    gss_handoff handoff;
+    int pd_gone;            /* Pd's thread only: the object was freed */
+} shared;
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    free(j->text);
+    free(j->text2);
+    free(j->values);
+    free(j);
+}
+
+static void reply_free(reply *r)
+{
+    if (!r)
+        return;
+    free(r->text);
+    gss_clip_free(r->clip);
+    free(r);
+}
+
+static void shared_release(shared *sh)
+{
+    int last;
+    pthread_mutex_lock(&sh->lock);
+    last = (--sh->refs == 0);
+    pthread_mutex_unlock(&sh->lock);
+    if (!last)
+        return;
+    while (sh->jobs)
+    {
+        job *j = sh->jobs;
+        sh->jobs = j->next;
+        job_free(j);
+    }
+    while (sh->replies)
+    {
+        reply *r = sh->replies;
+        sh->replies = r->next;
+        reply_free(r);
+    }
+    gss_clip_free(gss_handoff_take(&sh->handoff));
+    pthread_cond_destroy(&sh->wake);
+    pthread_mutex_destroy(&sh->lock);
+    free(sh);
+}
+
+/* worker side: queue a reply unless nobody will ever read it */
+static void post_reply(shared *sh, reply *r)
+{
+    pthread_mutex_lock(&sh->lock);
+    if (sh->detached)
+    {
+        pthread_mutex_unlock(&sh->lock);
+        reply_free(r);
+        return;
+    }
+        /* progress only matters as its latest value */
+    if (r->kind == R_PROGRESS && sh->last_reply && sh->last_reply->kind == R_PROGRESS)
+    {
+        sh->last_reply->numbers[0] = r->numbers[0];
+        pthread_mutex_unlock(&sh->lock);
+        reply_free(r);
+        return;
+    }
+    r->next = NULL;
+    if (sh->last_reply)
+        sh->last_reply->next = r;
+    else
+        sh->replies = r;
+    sh->last_reply = r;
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static reply *reply_new(reply_kind kind)
+{
+    return calloc(1, sizeof(reply));
+}
+
+static void post_simple(shared *sh, reply_kind kind, float a, float b, float c)
+{
+    reply *r = reply_new(kind);
+    if (!r)
+        return;
+    r->kind = kind;
+    r->numbers[0] = a, r->numbers[1] = b, r->numbers[2] = c;
+    post_reply(sh, r);
+}
+
+static void post_error(shared *sh, const char *fmt, ...)
+{
+    char text[2000];
+    va_list ap;
+    reply *r = reply_new(R_ERROR);
+    if (!r)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    r->kind = R_ERROR;
+    r->text = strdup(text);
+    post_reply(sh, r);
+}
+
+/* ------------------------------------------------------------------ */
+/* the worker thread                                                   */
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static void post_engine_error(shared *sh, int engine)
+{
+    char text[2000];
+    bridge.last_error(engine, text, sizeof(text));
+    post_error(sh, "%s", *text ? text : "the engine failed without saying why (see stderr)");
+}
+
+static int progress_callback(void *userdata, float fraction)
+{
+    shared *sh = userdata;
+    post_simple(sh, R_PROGRESS, fraction, 0, 0);
+    return atomic_load(&sh->cancel);
+}
+
+static void post_loaded(shared *sh, int engine)
+{
+    int n = 0, sr = 0, length = 0;
+    if (bridge.info(engine, &n, &sr, &length) < 0)
+        post_engine_error(sh, engine);
+    else
+        post_simple(sh, R_LOADED, n, sr, length);
+}
+
+/* the result of gss_generate / gss_hallucinate, copied into a new clip */
+static gss_clip *fetch(shared *sh, int engine, int length)
+{
+    gss_clip *clip = gss_clip_new(length);
+    if (!clip)
+    {
+        post_error(sh, "out of memory for a clip of %d samples", length);
+        return NULL;
+    }
+    clip->length = bridge.read(engine, clip->samples, length);
+    return clip;
+}
+
+static void run_job(shared *sh, int engine, job *j)
+{
+    int rc = GSS_OK;
+    double start;
+    gss_clip *clip;
+    reply *r;
+    switch (j->kind)
+    {
+    case J_LOAD:
+        post_simple(sh, R_LOADING, 0, 0, 0);
+        if ((rc = bridge.load(engine, j->text, j->text2)) >= 0)
+            post_loaded(sh, engine);
+        break;
+    case J_PCA:
+        if ((rc = bridge.load_pca(engine, j->text)) >= 0)
+            post_loaded(sh, engine);
+        break;
+    case J_UNLOAD: rc = bridge.unload(engine); break;
+    case J_COEFFS: rc = bridge.set_coeffs(engine, j->values, j->count); break;
+    case J_COEFF: rc = bridge.set_coeff(engine, j->index, j->number); break;
+    case J_Z: rc = bridge.set_z(engine, j->values, j->count); break;
+    case J_ZRANDOM: rc = bridge.random_z(engine, j->index); break;
+    case J_PITCH: rc = bridge.set_pitch(engine, j->number); break;
+    case J_MODE: rc = bridge.set_mode(engine, j->text); break;
+    case J_STEPS_CLEAR: rc = bridge.clear_steps(engine); break;
+    case J_STEP: rc = bridge.add_step(engine, j->values, j->count); break;
+    case J_HALLU_SET: rc = bridge.set_hallu(engine, j->text, j->number); break;
+    case J_GENERATE:
+        start = now_ms();
+        if ((rc = bridge.generate(engine, j->sample_rate)) >= 0
+            && (clip = fetch(sh, engine, rc)))
+        {
+            gss_handoff_put(&sh->handoff, clip);
+            post_simple(sh, R_READY, now_ms() - start, 0, 0);
+        }
+        break;
+    case J_HALLUCINATE:
+        if ((rc = bridge.hallucinate(engine, j->sample_rate, progress_callback, sh)) >= 0
+            && (clip = fetch(sh, engine, rc)))
+        {
+            if (!(r = reply_new(R_HALLU)))
+            {
+                gss_clip_free(clip);
+                break;
+            }
+            r->kind = R_HALLU;
+            r->clip = clip;
+            r->array = j->array;
+            post_reply(sh, r);
+        }
+        break;
+    }
+    if (rc < 0 && !atomic_load(&sh->cancel))
+        post_engine_error(sh, engine);
+}
+
+static void *worker_main(void *arg)
+{
+    shared *sh = arg;
+    int engine = 0;
+    char start_error[2000];
+    *start_error = 0;
+    for (;;)
+    {
+        job *j;
+        pthread_mutex_lock(&sh->lock);
+        while (!sh->jobs && !sh->detached)
+            pthread_cond_wait(&sh->wake, &sh->lock);
+        if (sh->detached)
+        {
+            pthread_mutex_unlock(&sh->lock);
+            break;
+        }
+        j = sh->jobs;
+        if (!(sh->jobs = j->next))
+            sh->last_job = NULL;
+        sh->njobs--;
+        sh->busy = 1;
+        pthread_mutex_unlock(&sh->lock);
+
+            /* the engine starts with the first job, so that creating the
+            object costs Pd nothing; the first start also starts Python */
+        if (*bridge_error)
+            post_error(sh, "%s", bridge_error);
+        else if (!engine && !*start_error && !(engine = bridge.create()))
+        {
+            bridge.last_error(0, start_error, sizeof(start_error));
+            if (!*start_error)
+                snprintf(start_error, sizeof(start_error),
+                    "the engine could not start (see stderr)");
+        }
+        if (!*bridge_error && !engine)
+            post_error(sh, "%s", start_error);
+        else if (engine)
+            run_job(sh, engine, j);
+        job_free(j);
+
+        pthread_mutex_lock(&sh->lock);
+        sh->busy = 0;
+        pthread_mutex_unlock(&sh->lock);
+    }
+    if (engine)
+        bridge.destroy(engine);
+    shared_release(sh);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* the Pd object                                                       */
+
+static t_class *ganspacesynth_class;
+
+typedef struct ganspacesynth {
+    t_object obj;
+    t_outlet *replies;
+    t_canvas *canvas;
+    shared *sh;
+    int worker_ok;
+    t_clock *poll;
+    int polling;
+    t_clock *collector;
+    gss_player player;
+    float xfade_ms;
+    int autogenerate;
+    /* perform timing, for `stats` */
+    double perform_max_us, perform_total_us;
+    unsigned long perform_count;
+} t_ganspacesynth;
+
+static void reply_words(t_ganspacesynth *x, const char *selector, const char *text)
+{
+    /* one symbol per word, so that [print] shows the text as it is and
+       [route error] gets a plain message */
+    t_atom *atoms;
+    int n = 0, max = 1;
+    const char *c;
+    char *copy, *word, *save;
+    for (c = text; *c; c++)
+        max += (*c == ' ');
+    if (!(atoms = getbytes(max * sizeof(t_atom))) || !(copy = strdup(text)))
+    {
+        if (atoms)
+            freebytes(atoms, max * sizeof(t_atom));
+        outlet_anything(x->replies, gensym(selector), 0, NULL);
+        return;
+    }
+    for (word = strtok_r(copy, " ", &save); word && n < max; word = strtok_r(NULL, " ", &save), n++)
+        SETSYMBOL(&atoms[n], gensym(word));  /* the macro evaluates its first argument twice */
+    outlet_anything(x->replies, gensym(selector), n, atoms);
+    free(copy);
+    freebytes(atoms, max * sizeof(t_atom));
+}
+
+/* an error found on Pd's thread or delivered from the worker */
+static void reply_error(t_ganspacesynth *x, const char *fmt, ...)
+{
+    char text[2000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    pd_error(x, "ganspacesynth~: %s", text);
+    reply_words(x, "error", text);
+}
+
+static void start_polling(t_ganspacesynth *x)
+{
+        /* not clock_delay on every message: a stream of messages would keep
+        pushing the poll into the future */
+    if (!x->polling)
+    {
+        x->polling = 1;
+        clock_delay(x->poll, POLL_MS);
+    }
+}
+
+static const char *kind_name(job_kind kind)
+{
+    static const char *names[] = {"load", "pca", "unload", "coeffs", "coeff", "z-array",
+        "z-random", "pitch", "mode", "generate", "steps-clear", "step", "hallu setting",
+        "hallucinate"};
+    return names[kind];
+}
+
+static int coalescable(job_kind kind)
+{
+    return kind == J_COEFFS || kind == J_Z || kind == J_ZRANDOM || kind == J_PITCH
+        || kind == J_MODE;
+}
+
+/* Queue a job for the worker (taking ownership of j); 0 if it was refused
+   with an error reply, after which the object may no longer exist (a reply
+   can delete it through dynamic patching), so callers return at once. A new generate
+   replaces one still waiting (latest wins), and a setter replaces the same
+   setter waiting just before it, generates aside: a slider that moves faster
+   than the engine costs nothing. */
+static int post_job(t_ganspacesynth *x, job *j)
+{
+    shared *sh = x->sh;
+    job *p, *prev, *keep = NULL;
+    if (!x->worker_ok)
+    {
+        reply_error(x, "%s: the worker thread could not be started", kind_name(j->kind));
+        job_free(j);
+        return 0;
+    }
+    pthread_mutex_lock(&sh->lock);
+    if (j->kind == J_GENERATE)
+    {
+        for (prev = NULL, p = sh->jobs; p; prev = p, p = p->next)
+            if (p->kind == J_GENERATE)
+            {
+                if (prev)
+                    prev->next = p->next;
+                else
+                    sh->jobs = p->next;
+                if (sh->last_job == p)
+                    sh->last_job = prev;
+                sh->njobs--;
+                job_free(p);
+                break;  /* there is never more than one */
+            }
+    }
+    else if (coalescable(j->kind))
+    {
+            /* the last job that is not a generate */
+        for (p = sh->jobs; p; p = p->next)
+            if (p->kind != J_GENERATE)
+                keep = p;
+        if (keep && keep->kind == j->kind)
+        {
+            for (p = keep->next; p && p->kind == J_GENERATE; p = p->next)
+                ;
+            if (!p)  /* nothing but generates after it */
+            {
+                job *next = keep->next;
+                free(keep->text); free(keep->text2); free(keep->values);
+                j->next = next;
+                *keep = *j;
+                free(j);
+                pthread_mutex_unlock(&sh->lock);
+                start_polling(x);
+                return 1;
+            }
+        }
+    }
+    if (sh->njobs >= MAX_JOBS)
+    {
+        pthread_mutex_unlock(&sh->lock);
+        reply_error(x, "%s: dropped, %d messages are already waiting for the engine",
+            kind_name(j->kind), MAX_JOBS);
+        job_free(j);
+        return 0;
+    }
+    j->next = NULL;
+    if (sh->last_job)
+        sh->last_job->next = j;
+    else
+        sh->jobs = j;
+    sh->last_job = j;
+    sh->njobs++;
+    pthread_cond_signal(&sh->wake);
+    pthread_mutex_unlock(&sh->lock);
+    start_polling(x);
+    return 1;
+}
+
+static job *job_new(t_ganspacesynth *x, job_kind kind)
+{
+    job *j = calloc(1, sizeof(job));
+    if (!j)
+        reply_error(x, "%s: out of memory", kind_name(kind));
+    else
+        j->kind = kind;
+    return j;
+}
+
+static void generate_now(t_ganspacesynth *x)
+{
+    job *j = job_new(x, J_GENERATE);
+    if (!j)
+        return;
+    j->sample_rate = sys_getsr();
+    post_job(x, j);
+}
+
+/* after a message that changes the sound */
+static void post_change(t_ganspacesynth *x, job *j)
+{
+    if (post_job(x, j) && x->autogenerate)
+        generate_now(x);
+}
+
+/* ---- writing clips into arrays (Pd's thread) ---- */
+
+static int write_array(t_ganspacesynth *x, t_symbol *name, const gss_clip *clip)
+{
+    t_garray *array = (t_garray *)pd_findbyclass(name, garray_class);
+    t_word *words;
+    int size, i;
+    if (!array)
+    {
+        reply_error(x, "no array named '%s'", name->s_name);
+        return 0;
+    }
+    garray_resize_long(array, clip->length);
+    if (!garray_getfloatwords(array, &size, &words) || size < clip->length)
+    {
+        reply_error(x, "array '%s' cannot hold %d samples", name->s_name, clip->length);
+        return 0;
+    }
+    for (i = 0; i < clip->length; i++)
+        words[i].w_float = clip->samples[i];
+    garray_redraw(array);
+    {
+        t_atom a[2];
+        SETSYMBOL(&a[0], name);
+        SETFLOAT(&a[1], clip->length);
+        outlet_anything(x->replies, gensym("written"), 2, a);
+    }
+    return 1;
+}
+
+/* ---- the clocks ---- */
+
+static void deliver(t_ganspacesynth *x, reply *r)
+{
+    t_atom a[3];
+    switch (r->kind)
+    {
+    case R_LOADING:
+        outlet_anything(x->replies, gensym("loading"), 0, NULL);
+        break;
+    case R_LOADED:
+        SETFLOAT(&a[0], r->numbers[0]);
+        SETFLOAT(&a[1], r->numbers[1]);
+        SETFLOAT(&a[2], r->numbers[2]);
+        outlet_anything(x->replies, gensym("loaded"), 3, a);
+        break;
+    case R_READY:
+            /* the new clip becomes the current one before anyone hears of
+            it, so that `write` right after `ready` writes it even with DSP off */
+        gss_player_swap(&x->player, &x->sh->handoff, 1);
+        SETFLOAT(&a[0], r->numbers[0]);
+        outlet_anything(x->replies, gensym("ready"), 1, a);
+        break;
+    case R_PROGRESS:
+        SETFLOAT(&a[0], r->numbers[0]);
+        outlet_anything(x->replies, gensym("progress"), 1, a);
+        break;
+    case R_HALLU:
+        write_array(x, r->array, r->clip);
+        break;
+    case R_ERROR:
+        reply_error(x, "%s", r->text ? r->text : "unknown error");
+        break;
+    }
+}
+
+static void poll_tick(t_ganspacesynth *x)
+{
+    shared *sh = x->sh;
+    reply *list, *r;
+    int idle;
+    x->polling = 0;
+        /* never wait on Pd's thread: if the worker holds the lock, look again
+        at the next poll */
+    if (pthread_mutex_trylock(&sh->lock))
+    {
+        start_polling(x);
+        return;
+    }
+    list = sh->replies;
+    sh->replies = sh->last_reply = NULL;
+    idle = !sh->busy && !sh->jobs;
+    sh->refs++;  /* a reply may free this object (dynamic patching): keep sh */
+    pthread_mutex_unlock(&sh->lock);
+    gss_player_collect(&x->player);
+    while ((r = list))
+    {
+        list = r->next;
+        if (!sh->pd_gone)
+            deliver(x, r);
+        reply_free(r);
+    }
+    if (!sh->pd_gone && !idle)
+        start_polling(x);
+    shared_release(sh);
+}
+
+static void collect_tick(t_ganspacesynth *x)
+{
+    gss_player_collect(&x->player);
+}
+
+/* ---- DSP ---- */
+
+static void set_xfade_samples(t_ganspacesynth *x, float sr)
+{
+    double n = x->xfade_ms * 0.001 * sr;
+    x->player.xfade_samples = n > 0 ? (n < 1e9 ? (int)n : 1000000000) : 0;
+}
+
+static t_int *ganspacesynth_perform(t_int *w)
+{
+    t_ganspacesynth *x = (t_ganspacesynth *)w[1];
+    t_sample *out = (t_sample *)w[2];
+    int n = (int)w[3];
+    struct timespec t0, t1;
+    double us;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (gss_player_render(&x->player, &x->sh->handoff, out, n) & GSS_PLAYER_RETIRED)
+        clock_delay(x->collector, 0);  /* free() belongs on the clock, not here */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    us = (t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) * 1e-3;
+    if (us > x->perform_max_us)
+        x->perform_max_us = us;
+    x->perform_total_us += us;
+    x->perform_count++;
+    return w + 4;
+}
+
+static void ganspacesynth_dsp(t_ganspacesynth *x, t_signal **sp)
+{
+    set_xfade_samples(x, sp[0]->s_sr);
+    dsp_add(ganspacesynth_perform, 3, x, sp[0]->s_vec, (t_int)sp[0]->s_n);
+}
+
+/* ---- message helpers ---- */
+
+/* Typed methods would let Pd reject bad arguments with a console line only;
+   checking here turns every mistake into an `error` reply. */
+static int one_float(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv, t_float *f)
+{
+    if (argc != 1 || argv[0].a_type != A_FLOAT)
+    {
+        reply_error(x, "%s: expected one number", s->s_name);
+        return 0;
+    }
+    *f = argv[0].a_w.w_float;
+    return 1;
+}
+
+static int one_symbol(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv, t_symbol **name)
+{
+    if (argc != 1 || argv[0].a_type != A_SYMBOL)
+    {
+        reply_error(x, "%s: expected one name", s->s_name);
+        return 0;
+    }
+    *name = argv[0].a_w.w_symbol;
+    return 1;
+}
+
+static int all_floats(t_ganspacesynth *x, const char *what, int argc, t_atom *argv)
+{
+    int i;
+    for (i = 0; i < argc; i++)
+        if (argv[i].a_type != A_FLOAT)
+        {
+            reply_error(x, "%s: expected numbers only", what);
+            return 0;
+        }
+    return 1;
+}
+
+static float *floats_from_atoms(int argc, t_atom *argv)
+{
+    float *v = malloc((argc > 0 ? argc : 1) * sizeof(float));
+    int i;
+    if (v)
+        for (i = 0; i < argc; i++)
+            v[i] = atom_getfloat(&argv[i]);
+    return v;
+}
+
+static float *floats_from_array(t_ganspacesynth *x, const char *what, t_symbol *name, int *count)
+{
+    t_garray *array = (t_garray *)pd_findbyclass(name, garray_class);
+    t_word *words;
+    float *v;
+    int size, i;
+    if (!array)
+    {
+        reply_error(x, "%s: no array named '%s'", what, name->s_name);
+        return NULL;
+    }
+    if (!garray_getfloatwords(array, &size, &words))
+    {
+        reply_error(x, "%s: '%s' is not an array of floats", what, name->s_name);
+        return NULL;
+    }
+    if (!(v = malloc((size > 0 ? size : 1) * sizeof(float))))
+    {
+        reply_error(x, "%s: out of memory", what);
+        return NULL;
+    }
+    for (i = 0; i < size; i++)
+        v[i] = words[i].w_float;
+    *count = size;
+    return v;
+}
+
+/* A model folder or file named in a message: "default" as it is, otherwise
+   relative to the patch's folder, then along Pd's search path. A name found
+   nowhere is passed on as it is, for the engine to explain. */
+static char *resolve_path(t_ganspacesynth *x, t_symbol *name)
+{
+    char dir[MAXPDSTRING], *base, full[MAXPDSTRING * 2 + 2];
+    struct stat st;
+    int fd;
+    if (!strcmp(name->s_name, "default") || sys_isabsolutepath(name->s_name))
+        return strdup(name->s_name);
+    snprintf(full, sizeof(full), "%s/%s", canvas_getdir(x->canvas)->s_name, name->s_name);
+    if (!stat(full, &st))
+        return strdup(full);
+        /* canvas_open covers [declare -path] and Pd's search path; it opens
+        files, and model folders too where the OS lets a folder be opened */
+    if ((fd = canvas_open(x->canvas, name->s_name, "", dir, &base, MAXPDSTRING, 1)) >= 0)
+    {
+        sys_close(fd);
+        snprintf(full, sizeof(full), "%s/%s", dir, base);
+        return strdup(full);
+    }
+    return strdup(name->s_name);
+}
+
+/* ---- messages ---- */
+
+static void ganspacesynth_load(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    job *j;
+    if (argc < 1 || argc > 2 || argv[0].a_type != A_SYMBOL
+        || (argc == 2 && argv[1].a_type != A_SYMBOL))
+    {
+        reply_error(x, "load: expected a model folder (or 'default') and optionally a PCA file");
+        return;
+    }
+    if (!(j = job_new(x, J_LOAD)))
+        return;
+    j->text = resolve_path(x, argv[0].a_w.w_symbol);
+    j->text2 = argc == 2 ? resolve_path(x, argv[1].a_w.w_symbol) : NULL;
+    post_job(x, j);
+}
+
+static void ganspacesynth_pca(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    job *j;
+    if (argc != 1 || argv[0].a_type != A_SYMBOL)
+    {
+        reply_error(x, "pca: expected a PCA file");
+        return;
+    }
+    if (!(j = job_new(x, J_PCA)))
+        return;
+    j->text = resolve_path(x, argv[0].a_w.w_symbol);
+    post_job(x, j);
+}
+
+static void ganspacesynth_unload(t_ganspacesynth *x)
+{
+    job *j = job_new(x, J_UNLOAD);
+    if (j)
+        post_job(x, j);
+}
+
+static void post_vector(t_ganspacesynth *x, job_kind kind, float *values, int count)
+{
+    job *j;
+    if (!values)
+        return;
+    if (!(j = job_new(x, kind)))
+    {
+        free(values);
+        return;
+    }
+    j->values = values;
+    j->count = count;
+    if (kind == J_STEP)
+        post_job(x, j);
+    else
+        post_change(x, j);
+}
+
+static void ganspacesynth_coeffs(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    if (!all_floats(x, "coeffs", argc, argv))
+        return;
+    if (!argc)
+    {
+        reply_error(x, "coeffs: expected at least one coefficient");
+        return;
+    }
+    post_vector(x, J_COEFFS, floats_from_atoms(argc, argv), argc);
+}
+
+static void ganspacesynth_coeff(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    job *j;
+    if (argc != 2 || !all_floats(x, "coeff", argc, argv))
+    {
+        if (argc != 2)
+            reply_error(x, "coeff: expected an index and a value");
+        return;
+    }
+    if (atom_getfloat(&argv[0]) != floorf(atom_getfloat(&argv[0])) || atom_getfloat(&argv[0]) < 0
+        || atom_getfloat(&argv[0]) > 1e6)
+    {
+        reply_error(x, "coeff: index %g is not a component number", atom_getfloat(&argv[0]));
+        return;
+    }
+    if (!(j = job_new(x, J_COEFF)))
+        return;
+    j->index = (int)atom_getfloat(&argv[0]);
+    j->number = atom_getfloat(&argv[1]);
+    post_change(x, j);
+}
+
+static void ganspacesynth_coeffs_array(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    int count = 0;
+    t_symbol *name;
+    float *values;
+    if (!one_symbol(x, s, argc, argv, &name))
+        return;
+    values = floats_from_array(x, "coeffs-array", name, &count);
+    if (values && !count)
+    {
+        free(values);
+        reply_error(x, "coeffs-array: array '%s' is empty", name->s_name);
+        return;
+    }
+    post_vector(x, J_COEFFS, values, count);
+}
+
+static void ganspacesynth_z_array(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    int count = 0;
+    t_symbol *name;
+    if (!one_symbol(x, s, argc, argv, &name))
+        return;
+    post_vector(x, J_Z, floats_from_array(x, "z-array", name, &count), count);
+}
+
+static void ganspacesynth_z_random(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    job *j;
+    float seed = -1;
+    if (argc > 1 || (argc == 1 && argv[0].a_type != A_FLOAT))
+    {
+        reply_error(x, "z-random: expected nothing or a seed");
+        return;
+    }
+    if (argc == 1)
+    {
+        seed = atom_getfloat(argv);
+        if (seed < 0 || seed != floorf(seed) || seed > 2147483647.f)
+        {
+            reply_error(x, "z-random: seed %g is not a whole number from 0", seed);
+            return;
+        }
+    }
+    if (!(j = job_new(x, J_ZRANDOM)))
+        return;
+    j->index = (int)seed;
+    post_change(x, j);
+}
+
+static void ganspacesynth_pitch(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_float pitch;
+    job *j;
+    if (!one_float(x, s, argc, argv, &pitch) || !(j = job_new(x, J_PITCH)))
+        return;
+    j->number = pitch;
+    post_change(x, j);
+}
+
+static void ganspacesynth_mode(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_symbol *mode;
+    job *j;
+    if (!one_symbol(x, s, argc, argv, &mode) || !(j = job_new(x, J_MODE)))
+        return;
+    j->text = strdup(mode->s_name);
+    post_change(x, j);
+}
+
+static void ganspacesynth_generate(t_ganspacesynth *x)
+{
+    generate_now(x);
+}
+
+static void ganspacesynth_auto(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_float on;
+    if (one_float(x, s, argc, argv, &on))
+        x->autogenerate = on != 0;
+}
+
+static void ganspacesynth_play(t_ganspacesynth *x)
+{
+    gss_player_play(&x->player);
+}
+
+static void ganspacesynth_stop(t_ganspacesynth *x)
+{
+    gss_player_stop(&x->player);
+}
+
+static void ganspacesynth_loop(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_float on;
+    if (one_float(x, s, argc, argv, &on))
+        x->player.loop = on != 0;
+}
+
+static void ganspacesynth_xfade(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_float ms;
+    if (!one_float(x, s, argc, argv, &ms))
+        return;
+    if (!(ms >= 0 && ms <= 10000))
+    {
+        reply_error(x, "xfade: %g ms is outside 0..10000", ms);
+        return;
+    }
+    x->xfade_ms = ms;
+    set_xfade_samples(x, sys_getsr());
+}
+
+static void ganspacesynth_write(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_symbol *name;
+    if (!one_symbol(x, s, argc, argv, &name))
+        return;
+    if (!x->player.front)
+    {
+        reply_error(x, "write: no clip yet (send 'generate' and wait for 'ready')");
+        return;
+    }
+    write_array(x, name, x->player.front);
+}
+
+static void ganspacesynth_hallucinate(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_symbol *name;
+    job *j;
+    if (!one_symbol(x, s, argc, argv, &name))
+        return;
+    if (!pd_findbyclass(name, garray_class))
+    {
+        reply_error(x, "hallucinate: no array named '%s'", name->s_name);
+        return;
+    }
+    if (!(j = job_new(x, J_HALLUCINATE)))
+        return;
+    j->array = name;
+    j->sample_rate = sys_getsr();
+    post_job(x, j);
+}
+
+static void ganspacesynth_steps_clear(t_ganspacesynth *x)
+{
+    job *j = job_new(x, J_STEPS_CLEAR);
+    if (j)
+        post_job(x, j);
+}
+
+static void ganspacesynth_step(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    if (!all_floats(x, "step", argc, argv))
+        return;
+    if (!argc)
+    {
+        reply_error(x, "step: expected at least one coefficient");
+        return;
+    }
+    post_vector(x, J_STEP, floats_from_atoms(argc, argv), argc);
+}
+
+/* interp, spacing, trim, attack, sustain, release */
+static void ganspacesynth_hallu_setting(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_float value;
+    job *j;
+    if (!one_float(x, s, argc, argv, &value) || !(j = job_new(x, J_HALLU_SET)))
+        return;
+    j->text = strdup(s->s_name);
+    j->number = value;
+    post_job(x, j);
+}
+
+static void ganspacesynth_stats(t_ganspacesynth *x)
+{
+    t_atom a[4];
+    SETFLOAT(&a[0], x->perform_max_us);
+    SETFLOAT(&a[1], x->perform_count ? x->perform_total_us / x->perform_count : 0);
+    SETFLOAT(&a[2], x->player.silent_blocks);
+    SETFLOAT(&a[3], x->player.swaps);
+    outlet_anything(x->replies, gensym("stats"), 4, a);
+}
+
+static void ganspacesynth_anything(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    reply_error(x, "unknown message '%s'", s->s_name);
+}
+
+/* ---- life and death ---- */
+
+static int start_worker(shared *sh)
+{
+    pthread_t thread;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int rc;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* signals are Pd's business: keep them on Pd's threads */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&thread, &attr, worker_main, sh);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+}
+
+static void *ganspacesynth_new(t_symbol *s, int argc, t_atom *argv)
+{
+    t_ganspacesynth *x = (t_ganspacesynth *)pd_new(ganspacesynth_class);
+    shared *sh = calloc(1, sizeof(shared));
+    if (!sh)
+    {
+        pd_free(&x->obj.ob_pd);
+        return NULL;
+    }
+    pthread_mutex_init(&sh->lock, NULL);
+    pthread_cond_init(&sh->wake, NULL);
+    atomic_init(&sh->cancel, 0);
+    gss_handoff_init(&sh->handoff);
+    sh->refs = 1;
+    x->sh = sh;
+    outlet_new(&x->obj, &s_signal);
+    x->replies = outlet_new(&x->obj, 0);
+    x->canvas = canvas_getcurrent();
+    x->poll = clock_new(x, (t_method)poll_tick);
+    x->collector = clock_new(x, (t_method)collect_tick);
+    gss_player_init(&x->player);
+    x->xfade_ms = 10;
+    set_xfade_samples(x, sys_getsr());
+    sh->refs++;
+    if (!(x->worker_ok = start_worker(sh)))
+    {
+        sh->refs--;
+        pd_error(x, "ganspacesynth~: cannot start a worker thread");
+    }
+    if (argc >= 1)
+        ganspacesynth_load(x, gensym("load"), argc > 2 ? 2 : argc, argv);
+    return x;
+}
+
+static void ganspacesynth_free(t_ganspacesynth *x)
+{
+    shared *sh = x->sh;
+    if (!sh)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    sh->detached = 1;
+    atomic_store(&sh->cancel, 1);
+    while (sh->jobs)
+    {
+        job *j = sh->jobs;
+        sh->jobs = j->next;
+        job_free(j);
+    }
+    sh->last_job = NULL;
+    sh->njobs = 0;
+    pthread_cond_signal(&sh->wake);
+    pthread_mutex_unlock(&sh->lock);
+    sh->pd_gone = 1;
+    clock_free(x->poll);
+    clock_free(x->collector);
+    gss_player_free(&x->player);
+    shared_release(sh);
+}
+
+void ganspacesynth_tilde_setup(void)
+{
+    t_class *c = class_new(gensym("ganspacesynth~"), (t_newmethod)ganspacesynth_new,
+        (t_method)ganspacesynth_free, sizeof(t_ganspacesynth), CLASS_DEFAULT, A_GIMME, 0);
+    static const char *hallu_settings[] = {"interp", "spacing", "trim", "attack", "sustain", "release"};
+    unsigned i;
+    class_addmethod(c, (t_method)ganspacesynth_dsp, gensym("dsp"), A_CANT, 0);
+    class_addmethod(c, (t_method)ganspacesynth_load, gensym("load"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_pca, gensym("pca"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_unload, gensym("unload"), 0);
+    class_addmethod(c, (t_method)ganspacesynth_coeffs, gensym("coeffs"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_coeff, gensym("coeff"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_coeffs_array, gensym("coeffs-array"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_z_random, gensym("z-random"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_z_array, gensym("z-array"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_pitch, gensym("pitch"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_mode, gensym("mode"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_generate, gensym("generate"), 0);
+    class_addbang(c, (t_method)ganspacesynth_generate);
+    class_addmethod(c, (t_method)ganspacesynth_auto, gensym("auto"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_play, gensym("play"), 0);
+    class_addmethod(c, (t_method)ganspacesynth_stop, gensym("stop"), 0);
+    class_addmethod(c, (t_method)ganspacesynth_loop, gensym("loop"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_xfade, gensym("xfade"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_write, gensym("write"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_hallucinate, gensym("hallucinate"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_steps_clear, gensym("steps-clear"), 0);
+    class_addmethod(c, (t_method)ganspacesynth_step, gensym("step"), A_GIMME, 0);
+    for (i = 0; i < sizeof(hallu_settings) / sizeof(*hallu_settings); i++)
+        class_addmethod(c, (t_method)ganspacesynth_hallu_setting, gensym(hallu_settings[i]),
+            A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_stats, gensym("stats"), 0);
+    class_addanything(c, ganspacesynth_anything);
+    ganspacesynth_class = c;
+    bridge_load();
+    if (*bridge_error)
+        pd_error(0, "ganspacesynth~: %s", bridge_error);
+}

@@ -1,0 +1,186 @@
+/* player.c: see player.h. */
+#include "player.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+gss_clip *gss_clip_new(int length)
+{
+    gss_clip *clip;
+    if (length < 0)
+        return NULL;
+    clip = malloc(sizeof(gss_clip) + (size_t)length * sizeof(float));
+    if (clip)
+        clip->length = length;
+    return clip;
+}
+
+void gss_clip_free(gss_clip *clip)
+{
+    free(clip);
+}
+
+void gss_handoff_init(gss_handoff *h)
+{
+    atomic_init(&h->slot, NULL);
+}
+
+void gss_handoff_put(gss_handoff *h, gss_clip *clip)
+{
+    gss_clip_free(atomic_exchange(&h->slot, clip));
+}
+
+gss_clip *gss_handoff_take(gss_handoff *h)
+{
+    /* A plain load first: most blocks find the slot empty, and a load does
+       not claim the cache line the way an exchange does. */
+    if (!atomic_load_explicit(&h->slot, memory_order_relaxed))
+        return NULL;
+    return atomic_exchange(&h->slot, NULL);
+}
+
+void gss_player_init(gss_player *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+void gss_player_collect(gss_player *p)
+{
+    int i;
+    for (i = 0; i < GSS_GRAVEYARD; i++)
+    {
+        gss_clip_free(p->graveyard[i]);
+        p->graveyard[i] = NULL;
+    }
+}
+
+void gss_player_free(gss_player *p)
+{
+    gss_player_collect(p);
+    gss_clip_free(p->front);
+    gss_clip_free(p->fading);
+    p->front = p->fading = NULL;
+}
+
+static int bury(gss_player *p, gss_clip *clip)
+{
+    int i;
+    for (i = 0; i < GSS_GRAVEYARD; i++)
+        if (!p->graveyard[i])
+        {
+            p->graveyard[i] = clip;
+            return 1;
+        }
+    return 0;
+}
+
+static int graves_free(const gss_player *p)
+{
+    int i, n = 0;
+    for (i = 0; i < GSS_GRAVEYARD; i++)
+        n += !p->graveyard[i];
+    return n;
+}
+
+/* 0: nothing taken, 1: taken, 2: taken and the old clip went to the graveyard */
+static int swap(gss_player *p, gss_handoff *h, int force)
+{
+    gss_clip *clip;
+    int buried = 0;
+    if (force)
+    {
+        if (!atomic_load(&h->slot))
+            return 0;  /* the perform routine took it already: let its fade run */
+        gss_player_collect(p);
+        gss_clip_free(p->fading);
+        p->fading = NULL;
+    }
+        /* one crossfade at a time, and room to bury the clip we replace:
+        a clip that cannot be taken now simply waits in the slot */
+    else if (p->fading || !graves_free(p))
+        return 0;
+    if (!(clip = gss_handoff_take(h)))
+        return 0;
+    if (p->front && p->playing && p->xfade_samples > 0)
+    {
+        p->fading = p->front;
+        p->fade_position = 0;
+        p->fade_length = p->xfade_samples;
+    }
+    else if (p->front)
+    {
+        if (force)
+            gss_clip_free(p->front);
+        else
+            bury(p, p->front), buried = 1;
+    }
+    p->front = clip;
+    p->swaps++;
+    return 1 + buried;
+}
+
+int gss_player_swap(gss_player *p, gss_handoff *h, int force)
+{
+    return swap(p, h, force) != 0;
+}
+
+int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
+{
+    int flags = swap(p, h, 0) == 2 ? GSS_PLAYER_RETIRED : 0;
+    int i = 0;
+    if (p->playing && p->front)
+    {
+        const gss_clip *front = p->front, *fading = p->fading;
+        long position = p->position;
+        for (; i < n; i++)
+        {
+            float sample;
+            if (position >= front->length)
+            {
+                if (p->loop && front->length > 0)
+                    position = 0;
+                else
+                {
+                    p->playing = 0;
+                    break;
+                }
+            }
+            sample = front->samples[position];
+            if (fading && p->fade_position < p->fade_length)
+            {
+                float gain = (float)p->fade_position++ / (float)p->fade_length;
+                float old = position < fading->length ? fading->samples[position] : 0.f;
+                sample = old + gain * (sample - old);
+            }
+            out[i] = sample;
+            position++;
+        }
+        p->position = position;
+    }
+    else if (p->playing)
+        p->silent_blocks++;
+    for (; i < n; i++)
+        out[i] = 0.f;
+    if (p->fading && (p->fade_position >= p->fade_length || !p->playing))
+    {
+        if (bury(p, p->fading))
+        {
+            p->fading = NULL;
+            flags |= GSS_PLAYER_RETIRED;
+        }
+        else
+            p->fade_position = p->fade_length;
+    }
+    return flags;
+}
+
+void gss_player_play(gss_player *p)
+{
+    p->position = 0;
+    p->playing = 1;
+}
+
+void gss_player_stop(gss_player *p)
+{
+    p->playing = 0;
+}
