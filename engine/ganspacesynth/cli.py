@@ -127,11 +127,33 @@ def _run_prepare(args):
     print(summary.format())
 
 
+def _add_pd_path(sub):
+    p = sub.add_parser("pd-path", help="print the folder to add to Pd's search path",
+                       description="Print the folder of the installed package that holds the Pd "
+                                   "external [ganspacesynth~], its help patch and the Hallu "
+                                   "abstractions: add it to Pd's search path (or pass it to pd -path).")
+    p.set_defaults(run=_run_pd_path)
+
+
+def _run_pd_path(args):
+    from .paths import pd_path
+
+    folder = pd_path()
+    print(folder)
+    if not folder.is_dir():
+        # Still printed, but scripts doing pd -path "$(ganspacesynth pd-path)" should stop.
+        print(f"ganspacesynth pd-path: {folder} does not exist: this copy of ganspacesynth was "
+              "installed without the Pd external (were Pd's headers missing at build time?)",
+              file=sys.stderr)
+        return 1
+
+
 COMMANDS = [
     _add_info,
     _add_generate,
     _add_convert,
     _add_prepare,
+    _add_pd_path,
 ]
 
 
