@@ -1,0 +1,1009 @@
+"""GANSpaceSynth in Pd through pyext, for machines where [ganspacesynth~] cannot run.
+
+    [pyext ganspacesynth_pyext ganspacesynth]             same messages as [ganspacesynth~]
+    [pyext ganspacesynth_pyext ganspacesynth MODEL PCA]   ... loading MODEL (and PCA) at once
+    [pyext ganspacesynth_pyext gansynth]                  drop-in for the original
+                                                          [pyext. sopimagenta.gansynth.pyext gansynth]
+    [pyext ganspacesynth_pyext halluseq EDITS-ARRAY]      drop-in for the original
+                                                          [pyext. sopimagenta.ganspacesynth.pyext halluseq ...]
+
+Put this file's folder on Pd's search path (``ganspacesynth pd-path`` prints
+the installed one) and load pyext; the Python that pyext runs must be able to
+import ``ganspacesynth``. Do not add ``@detach 1``: every object already has
+its own worker thread, and a detached method would touch Pd's arrays from a
+thread that does not hold Pd's lock.
+
+Messages go to the object's second inlet (pyext keeps the first for itself);
+replies leave its first outlet. Everything [ganspacesynth~] understands works
+the same, with the same replies (see its help patch), except that pyext
+cannot make a signal: clips go into Pd arrays, to be played with [tabplay~]
+or [tabread4~].
+
+    load MODEL [PCA]   -> loading, then loaded N_COMPONENTS SAMPLERATE LENGTH
+    pca FILE           -> loaded N_COMPONENTS SAMPLERATE LENGTH
+    unload
+    coeffs C0 C1 ...   coeff I V   coeffs-array ARRAY
+    z-random [SEED]    z-array ARRAY   pitch P   mode layer|z|latent
+    generate, bang     -> ready MS (a clip at Pd's sample rate)
+    auto 0|1           generate after every change of coefficients, z, pitch or mode
+    write ARRAY        -> written ARRAY N (the last clip, array resized)
+    array ARRAY        (pyext only) also write every new clip into ARRAY before
+                       'ready'; 'array' alone stops that
+    steps-clear, step C0 C1 ..., interp N, spacing S, trim S, attack S, sustain S, release S
+    hallucinate ARRAY  -> progress F ..., written ARRAY N
+    stats              -> stats 0 0 0 CLIPS (there is no perform routine to time)
+    play, stop, loop, xfade -> error: play the array instead
+    anything else      -> error unknown message 'X'
+    every problem      -> error TEXT (also printed to Pd's window)
+
+MODEL, PCA and FILE are looked up in the patch's folder, then along Pd's
+search path (``pyext._searchpaths()`` where pyext provides it, otherwise
+``sys.path``, where pyext puts Pd's ``-path`` folders); ``default`` is the
+model shipped with the package.
+
+The original GANSpaceSynth object's messages work too, with its replies, so
+that patches made for it keep working; they read and write arrays at the
+model's own rate (16 kHz), as the original did:
+
+    load_ganspace_components FILE [EDITS]  load a PCA; EDITS (an array) is resized to
+                                           the number of components and holds the
+                                           coefficients the synthesize messages use
+                                           -> loaded_pca
+    randomize_z Z1 [Z2 ...]                a random z into each array -> randomized
+    slerp_z Z0 Z1 DST T                    spherical interpolation -> slerped
+    save_z Z FILE                          Z's values into FILE (.npy added if no suffix)
+    synthesize Z OUT PITCH [Z OUT PITCH ...]
+                                           z from array Z, plus the EDITS coefficients
+                                           when a PCA is loaded -> synthesized
+    synthesize_noz OUT PITCH [E ...] [-- OUT PITCH [E ...] ...]
+                                           the coefficients E (numbers or arrays; EDITS
+                                           when none) on the PCA's mean; PITCH is
+                                           ignored, as z is -> synthesized
+    hallucinate_noz OUT                    a Hallu composition of the steps given with
+                                           'step' -> hallucinated N
+    hallucinate OUT NOTES K [SPACING TRIM ATTACK SUSTAIN RELEASE]
+                                           the original GANSynth hallucination: NOTES random
+                                           z, slerped -> hallucinated N
+
+The original's "interpolation steps" K placed K - 1 points between two notes
+(see ganspacesynth.hallu); 'interp_steps K' (halluseq) and 'hallucinate OUT
+NOTES K' keep that meaning. Levels follow the engine (mix peak 0.9), not the
+original's 0.5. Failures answer 'error TEXT' where the original raised.
+
+Class ``gansynth`` differs from ``ganspacesynth`` only where the two
+conflict: 'load CKPT' answers 'loaded LENGTH SAMPLERATE' and 'unload'
+answers 'unloaded', as the original did. Class ``halluseq`` is the original
+Hallu sequencer: created with the name of its coefficients array, it keeps a
+list of steps edited through that array (next_step, prev_step, add_step,
+remove_step -> updated), settings (interp_steps, sample_spacing, start_trim,
+attack, sustain, release -> updated), send_state (-> step index I, step count
+N, settings NAME V ...), 'load CKPT' -> worker on LENGTH SAMPLERATE,
+'unload' -> worker off, and 'hallucinate_noz OUT' renders its steps.
+
+Threads: the message methods run on Pd's thread and only read arrays, parse
+and queue jobs. One worker thread per object runs the engine
+(``ganspacesynth.instrument.Instrument``) in order; a new 'generate' replaces
+one still waiting (latest wins) and a setter replaces the same setter waiting
+just before it, as in [ganspacesynth~]. Results go back through a name the
+object binds (``_bind``) and ``pyext._send``, which pyext delivers where Pd's
+lock is held; only there are arrays written and replies sent. Pd's thread
+may still wait up to Python's switch interval (5 ms) for the interpreter
+lock while the worker runs Python code.
+"""
+
+import itertools
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+
+import numpy as np
+
+try:
+    import pyext
+except ImportError:  # outside Pd: importable for documentation, not usable
+    pyext = None
+
+MAX_JOBS = 1024
+COALESCABLE = {"coeffs", "z-array", "z-random", "pitch", "mode"}
+# halluseq's setting names, its defaults, and the engine's names for them.
+HALLUSEQ_SETTINGS = {
+    "interp_steps": ("interp", 1),
+    "sample_spacing": ("spacing", 0.2),
+    "start_trim": ("trim", 0.0),
+    "attack": ("attack", 0.5),
+    "sustain": ("sustain", 0.5),
+    "release": ("release", 0.5),
+}
+
+_serial = itertools.count(1)
+
+
+class _Problem(Exception):
+    """A message that cannot be carried out; its text is the error reply."""
+
+
+class _Cancelled(Exception):
+    """The object was deleted while its worker was busy."""
+
+
+def _engine_error_types():
+    from ganspacesynth.errors import GanspacesynthError
+
+    return GanspacesynthError
+
+
+def _text(value):
+    return str(value)
+
+
+def _fit(values, instrument):
+    """The original's coefficient arrays may be longer than the PCA (its patches used
+    8192 values): the values past the last component are not used."""
+    if instrument.pca is not None and len(values) > instrument.n_components:
+        return values[:max(instrument.n_components, 1)]
+    return values
+
+
+def _number(value):
+    """A Pd atom as a Python number, symbols as text for the engine to reject."""
+    return value if isinstance(value, (int, float)) else str(value)
+
+
+# ---------------------------------------------------------------------------
+# the worker
+
+
+class _Worker:
+    """One thread running engine jobs in order, with [ganspacesynth~]'s coalescing."""
+
+    def __init__(self, name, on_error):
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs = []
+        self._on_error = on_error
+        self.gone = False
+        self.instrument = None
+        self._start_error = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def post(self, kind, run):
+        """Queue ``run(instrument)``; False when the queue is full."""
+        with self._lock:
+            if self.gone:
+                return True
+            if kind == "generate":
+                self._jobs = [job for job in self._jobs if job[0] != "generate"]
+            elif kind in COALESCABLE:
+                others = [i for i, job in enumerate(self._jobs) if job[0] != "generate"]
+                if others and self._jobs[others[-1]][0] == kind:
+                    self._jobs[others[-1]] = (kind, run)
+                    return True
+            if len(self._jobs) >= MAX_JOBS:
+                return False
+            self._jobs.append((kind, run))
+            self._wake.notify()
+        return True
+
+    def close(self):
+        with self._lock:
+            self.gone = True
+            self._jobs.clear()
+            self._wake.notify()
+
+    def _engine(self):
+        # The engine starts with the first job, so that creating the object
+        # costs Pd nothing.
+        if self.instrument is None and self._start_error is None:
+            try:
+                from ganspacesynth.instrument import Instrument
+
+                self.instrument = Instrument()
+            except Exception as error:  # noqa: BLE001 - shown to the musician
+                self._start_error = (f"the ganspacesynth engine cannot start in Pd's Python "
+                                     f"({sys.executable}): {type(error).__name__}: {error}")
+        return self.instrument
+
+    def _main(self):
+        while True:
+            with self._lock:
+                while not self._jobs and not self.gone:
+                    self._wake.wait()
+                if self.gone:
+                    return
+                kind, run = self._jobs.pop(0)
+            instrument = self._engine()
+            try:
+                if instrument is None:
+                    raise _Problem(self._start_error)
+                run(instrument)
+            except _Cancelled:
+                return
+            except _Problem as problem:
+                self._on_error(str(problem))
+            except Exception as error:  # noqa: BLE001
+                if isinstance(error, _engine_error_types()):
+                    self._on_error(str(error))
+                else:
+                    traceback.print_exc()
+                    self._on_error(f"{kind}: internal error: {type(error).__name__}: {error}")
+        # Leaving drops the engine and its model with the last reference.
+
+
+# ---------------------------------------------------------------------------
+# the object
+
+
+class ganspacesynth(pyext._class if pyext is not None else object):
+    """[ganspacesynth~]'s messages and replies, writing clips into arrays."""
+
+    def __init__(self, *args):
+        self._inlets = 1
+        self._outlets = 1
+        self._clip = None            # the last clip, on Pd's side
+        self._clips = 0
+        self._auto = False
+        self._array = None
+        self._edits = None           # the original's coefficients array
+        self._gone = False
+        self._outbox = deque()
+        self._outbox_lock = threading.Lock()
+        self._delivering = False
+        self._inbox = f"__ganspacesynth_pyext_{os.getpid()}_{next(_serial)}"
+        self._bind(self._inbox, self._deliver)
+        self._worker = _Worker(f"ganspacesynth_pyext-{next(_serial)}", self._worker_error)
+        if args:
+            try:
+                self._load(args[:2])
+            except _Problem as problem:
+                # The outlets do not exist until __init__ returns.
+                print(f"ganspacesynth_pyext: {problem}", file=sys.stderr)
+
+    def _del(self):
+        # Called by pyext when the box is deleted. The worker is not waited
+        # for: it drops its queue, abandons a Hallu at the next progress and
+        # ends after the job it is running.
+        self._gone = True
+        self._worker.close()
+
+    # --- the road back to Pd -----------------------------------------------
+    def _enqueue(self, item):
+        """Worker side: hand an item to Pd's side, keeping only the latest progress."""
+        if self._gone:
+            raise _Cancelled()
+        with self._outbox_lock:
+            if item[0] == "reply" and item[1] == "progress" and self._outbox \
+                    and self._outbox[-1][0] == "reply" and self._outbox[-1][1] == "progress":
+                self._outbox[-1] = item
+                return
+            self._outbox.append(item)
+            if self._delivering:
+                return
+            self._delivering = True
+        pyext._send(self._inbox, "deliver")
+
+    def _in_pd(self, function):
+        """Worker side: run ``function()`` where Pd's lock is held."""
+        self._enqueue(("call", function))
+
+    def _later(self, selector, *atoms):
+        """Worker side: a reply."""
+        self._enqueue(("reply", selector, atoms))
+
+    def _worker_error(self, text):
+        try:
+            self._enqueue(("reply", "error", (text,)))
+        except _Cancelled:
+            pass
+
+    def _deliver(self, *_message):
+        # pyext calls this where Pd's lock is held: Pd's thread or flext's
+        # message thread. No lock of ours is held while a reply leaves: it
+        # may come straight back in as a message.
+        while True:
+            with self._outbox_lock:
+                if not self._outbox or self._gone:
+                    self._delivering = False
+                    self._outbox.clear()
+                    return
+                item = self._outbox.popleft()
+            if item[0] == "call":
+                self._guard(item[1])
+            else:
+                self._reply(item[1], *item[2])
+
+    def _reply(self, selector, *atoms):
+        """Pd side: a message out of the outlet."""
+        values = []
+        for atom in atoms:
+            if isinstance(atom, (bool, int, np.integer)):
+                values.append(int(atom))
+            elif isinstance(atom, (float, np.floating)):
+                values.append(float(atom))
+            else:
+                values.append(str(atom))
+        self._outlet(1, selector, values)
+
+    def _error(self, text):
+        """Pd side: an error reply, word by word like [ganspacesynth~]'s."""
+        print(f"ganspacesynth_pyext: {text}", file=sys.stderr)
+        self._reply("error", *text.split())
+
+    # --- jobs --------------------------------------------------------------
+    def _post(self, kind, run, change=False):
+        if not self._worker.post(kind, run):
+            self._error(f"{kind}: dropped, {MAX_JOBS} messages are already waiting for the engine")
+        elif change and self._auto:
+            self._post_generate()
+
+    def _post_generate(self):
+        rate = float(pyext._samplerate())
+
+        def run(instrument):
+            start = time.monotonic()
+            clip = instrument.generate(rate)
+            ms = (time.monotonic() - start) * 1000.0
+
+            def show():
+                self._clip = clip
+                self._clips += 1
+                if self._array is not None:
+                    try:
+                        self._write(self._array, clip)
+                    except _Problem as problem:
+                        self._error(f"array: {problem}")
+                self._reply("ready", ms)
+            self._in_pd(show)
+        self._post("generate", run)
+
+    # --- arrays (Pd side only) -----------------------------------------------
+    def _read(self, name, what):
+        buffer = pyext.Buffer(_text(name))
+        # Pd arrays hold at least one value: 0 means there is no such array.
+        if len(buffer) == 0:
+            raise _Problem(f"{what}: no array named '{name}'")
+        return np.array(buffer[:], dtype=np.float32)
+
+    def _check_array(self, name, what):
+        if len(pyext.Buffer(_text(name))) == 0:
+            raise _Problem(f"{what}: no array named '{name}'")
+
+    def _write(self, name, values):
+        buffer = pyext.Buffer(_text(name))
+        if len(buffer) == 0:
+            raise _Problem(f"no array named '{name}'")
+        if len(buffer) != len(values):
+            buffer.resize(len(values))
+        buffer[:] = values
+        buffer.dirty()
+
+    # --- paths (Pd side) -----------------------------------------------------
+    def _folders(self):
+        folders = []
+        canvas = getattr(self, "_canvas_dir", None)
+        if callable(canvas):
+            canvas = canvas()
+        if canvas:
+            folders.append(str(canvas))
+        search = getattr(pyext, "_searchpaths", None)
+        search = search() if callable(search) else None
+        if search:
+            folders.extend(str(folder) for folder in search)
+        else:
+            folders.extend(folder for folder in sys.path if folder and os.path.isdir(folder))
+        return folders
+
+    def _resolve(self, name):
+        """The patch's folder, then Pd's search path; a name found nowhere is left for
+        the engine to explain."""
+        name = _text(name)
+        if name == "default" or os.path.isabs(name):
+            return name
+        for folder in self._folders():
+            candidate = os.path.join(folder, name)
+            if os.path.exists(candidate):
+                return candidate
+        return name
+
+    # --- messages: dispatch --------------------------------------------------
+    def _anything_1(self, *message):
+        """Hyphenated selectors (not Python names) and unknown messages."""
+        if not message or not isinstance(message[0], pyext.Symbol):
+            # a float or a list: the native object has no method for those either
+            selector = "float" if len(message) == 1 else "list"
+            return self._guard(lambda: self._unknown(selector))
+        selector, args = str(message[0]), message[1:]
+        handler = getattr(self, "_message_" + selector.replace("-", "_"), None)
+        if handler is None or "-" not in selector:
+            return self._guard(lambda: self._unknown(selector))
+        return self._guard(lambda: handler(*args))
+
+    def _unknown(self, selector):
+        raise _Problem(f"unknown message '{selector}'")
+
+    def _guard(self, action):
+        # pyext prints a method's exception and then tries other methods, so
+        # nothing may escape: every problem becomes an error reply.
+        try:
+            action()
+        except _Problem as problem:
+            self._error(str(problem))
+        except Exception as error:  # noqa: BLE001
+            traceback.print_exc()
+            self._error(f"internal error: {type(error).__name__}: {error}")
+
+    # --- messages: loading -----------------------------------------------------
+    def load_1(self, *args):
+        self._guard(lambda: self._load(args))
+
+    def _load(self, args):
+        if not 1 <= len(args) <= 2 or not all(isinstance(a, pyext.Symbol) for a in args):
+            raise _Problem("load: expected a model folder (or 'default') and optionally a PCA file")
+        model = self._resolve(args[0])
+        pca = self._resolve(args[1]) if len(args) == 2 else None
+
+        def run(instrument):
+            self._later("loading")
+            self._later("loaded", *instrument.load(model, pca))
+        self._post("load", run)
+
+    def pca_1(self, *args):
+        def act():
+            if len(args) != 1 or not isinstance(args[0], pyext.Symbol):
+                raise _Problem("pca: expected a PCA file")
+            path = self._resolve(args[0])
+            self._post("pca", lambda instrument: self._later("loaded", *instrument.load_pca(path)))
+        self._guard(act)
+
+    def unload_1(self, *args):
+        self._guard(lambda: self._post("unload", lambda instrument: instrument.unload()))
+
+    # --- messages: what to synthesise -----------------------------------------
+    def coeffs_1(self, *args):
+        values = [_number(a) for a in args]
+        self._guard(lambda: self._post("coeffs", lambda i: i.set_coefficients(values), change=True))
+
+    def coeff_1(self, *args):
+        def act():
+            if len(args) != 2:
+                raise _Problem("coeff: expected an index and a value")
+            index, value = _number(args[0]), _number(args[1])
+            self._post("coeff", lambda i: i.set_coefficient(index, value), change=True)
+        self._guard(act)
+
+    def _message_coeffs_array(self, *args):
+        if len(args) != 1:
+            raise _Problem("coeffs-array: expected one name")
+        values = self._read(args[0], "coeffs-array")
+        self._post("coeffs", lambda i: i.set_coefficients(values), change=True)
+
+    def _message_z_array(self, *args):
+        if len(args) != 1:
+            raise _Problem("z-array: expected one name")
+        values = self._read(args[0], "z-array")
+        self._post("z-array", lambda i: i.set_z(values), change=True)
+
+    def _message_z_random(self, *args):
+        if len(args) > 1:
+            raise _Problem("z-random: expected nothing or a seed")
+        seed = _number(args[0]) if args else None
+        self._post("z-random", lambda i: i.random_z(seed), change=True)
+
+    def pitch_1(self, *args):
+        def act():
+            if len(args) != 1:
+                raise _Problem("pitch: expected one number")
+            pitch = _number(args[0])
+            self._post("pitch", lambda i: i.set_pitch(pitch), change=True)
+        self._guard(act)
+
+    def mode_1(self, *args):
+        def act():
+            if len(args) != 1:
+                raise _Problem("mode: expected one name")
+            mode = _text(args[0])
+            self._post("mode", lambda i: i.set_mode(mode), change=True)
+        self._guard(act)
+
+    # --- messages: generating ----------------------------------------------------
+    def generate_1(self, *args):
+        self._guard(self._post_generate)
+
+    def bang_1(self, *args):
+        self._guard(self._post_generate)
+
+    def auto_1(self, *args):
+        def act():
+            if len(args) != 1 or not isinstance(args[0], (int, float)):
+                raise _Problem("auto: expected one number")
+            self._auto = args[0] != 0
+        self._guard(act)
+
+    def write_1(self, *args):
+        def act():
+            if len(args) != 1:
+                raise _Problem("write: expected one name")
+            if self._clip is None:
+                raise _Problem("write: no clip yet (send 'generate' and wait for 'ready')")
+            self._write(args[0], self._clip)
+            self._reply("written", _text(args[0]), len(self._clip))
+        self._guard(act)
+
+    def array_1(self, *args):
+        def act():
+            if len(args) > 1:
+                raise _Problem("array: expected an array name, or nothing to stop writing")
+            if args:
+                self._check_array(args[0], "array")
+            self._array = _text(args[0]) if args else None
+        self._guard(act)
+
+    def _no_signal(self, selector):
+        raise _Problem(f"{selector}: the pyext version has no signal outlet; write the clip into "
+                       "an array ('write ARRAY' or 'array ARRAY') and play it with [tabplay~]")
+
+    def play_1(self, *args):
+        self._guard(lambda: self._no_signal("play"))
+
+    def stop_1(self, *args):
+        self._guard(lambda: self._no_signal("stop"))
+
+    def loop_1(self, *args):
+        self._guard(lambda: self._no_signal("loop"))
+
+    def xfade_1(self, *args):
+        self._guard(lambda: self._no_signal("xfade"))
+
+    def stats_1(self, *args):
+        self._guard(lambda: self._reply("stats", 0, 0, 0, self._clips))
+
+    # --- messages: Hallu -----------------------------------------------------------
+    def _message_steps_clear(self, *args):
+        self._post("steps-clear", lambda i: i.clear_steps())
+
+    def step_1(self, *args):
+        values = [_number(a) for a in args]
+        self._guard(lambda: self._post("step", lambda i: i.add_step(values)))
+
+    def _setting(self, name, args):
+        def act():
+            if len(args) != 1:
+                raise _Problem(f"{name}: expected one number")
+            value = _number(args[0])
+            self._post("hallu setting", lambda i: i.set_hallu(name, value))
+        self._guard(act)
+
+    def interp_1(self, *args):
+        self._setting("interp", args)
+
+    def spacing_1(self, *args):
+        self._setting("spacing", args)
+
+    def trim_1(self, *args):
+        self._setting("trim", args)
+
+    def attack_1(self, *args):
+        self._setting("attack", args)
+
+    def sustain_1(self, *args):
+        self._setting("sustain", args)
+
+    def release_1(self, *args):
+        self._setting("release", args)
+
+    def hallucinate_1(self, *args):
+        if 3 <= len(args) <= 8:
+            self._guard(lambda: self._hallucinate_z(args))
+        else:
+            self._guard(lambda: self._hallucinate(args))
+
+    def _progress(self, fraction):
+        if self._worker.gone:
+            raise _Cancelled()
+        self._later("progress", float(fraction))
+
+    def _hallucinate(self, args):
+        if len(args) != 1:
+            raise _Problem("hallucinate: expected one name")
+        name = _text(args[0])
+        self._check_array(name, "hallucinate")
+        rate = float(pyext._samplerate())
+
+        def run(instrument):
+            audio = instrument.hallucinate(rate, self._progress)
+            self._in_pd(lambda: self._write_reply(name, audio, "written", name))
+        self._post("hallucinate", run)
+
+    def _write_reply(self, name, audio, *reply):
+        self._write(name, audio)
+        self._reply(*reply, len(audio))
+
+    # --- the original object's messages ------------------------------------------
+    def load_ganspace_components_1(self, *args):
+        self._guard(lambda: self._load_components(args))
+
+    def _load_components(self, args):
+        if not 1 <= len(args) <= 2:
+            raise _Problem("load_ganspace_components: expected a PCA file and an array for the "
+                           "coefficients")
+        path = self._resolve(args[0])
+        edits = _text(args[1]) if len(args) == 2 else None
+        if edits is not None:
+            self._check_array(edits, "load_ganspace_components")
+
+        def run(instrument):
+            count = instrument.load_pca(path)[0]
+
+            def show():
+                if edits is not None:
+                    self._edits = edits
+                    buffer = pyext.Buffer(edits)
+                    if len(buffer) != count:
+                        buffer.resize(count)
+                        buffer.dirty()
+                self._components_loaded()
+            self._in_pd(show)
+        self._post("pca", run)
+
+    def _components_loaded(self):
+        self._reply("loaded_pca")
+
+    def randomize_z_1(self, *names):
+        def act():
+            if not names:
+                raise _Problem("randomize_z: expected one or more array names")
+            for name in names:
+                self._check_array(name, "randomize_z")
+
+            def run(instrument):
+                zs = []
+                for _ in names:
+                    instrument.random_z()
+                    zs.append(np.array(instrument.z, dtype=np.float32))
+
+                def show():
+                    for name, z in zip(names, zs):
+                        self._write(name, z)
+                    self._reply("randomized")
+                self._in_pd(show)
+            self._post("randomize_z", run)
+        self._guard(act)
+
+    def slerp_z_1(self, *args):
+        def act():
+            if len(args) != 4:
+                raise _Problem("slerp_z: expected Z0 Z1 DESTINATION AMOUNT")
+            z0, z1 = self._read(args[0], "slerp_z"), self._read(args[1], "slerp_z")
+            destination = _text(args[2])
+            self._check_array(destination, "slerp_z")
+            amount = _number(args[3])
+            if not isinstance(amount, (int, float)) or not math.isfinite(amount):
+                raise _Problem(f"slerp_z: amount {amount} is not a number")
+            if len(z0) != len(z1):
+                raise _Problem(f"slerp_z: '{args[0]}' has {len(z0)} values and '{args[1]}' "
+                               f"{len(z1)}")
+
+            def run(instrument):
+                from ganspacesynth.model import slerp
+
+                z = slerp(z0, z1, amount)
+
+                def show():
+                    self._write(destination, z)
+                    self._reply("slerped")
+                self._in_pd(show)
+            self._post("slerp_z", run)
+        self._guard(act)
+
+    def save_z_1(self, *args):
+        def act():
+            if len(args) != 2:
+                raise _Problem("save_z: expected an array and a file name")
+            z = self._read(args[0], "save_z")
+            path = _text(args[1])
+            if not os.path.isabs(path):
+                path = os.path.join(self._folders()[0] if self._folders() else ".", path)
+            if not os.path.splitext(path)[1]:
+                path += ".npy"
+            try:
+                np.save(path, z)
+            except OSError as error:
+                raise _Problem(f"save_z: cannot write {path}: {error.strerror}") from None
+        self._guard(act)
+
+    def _edit_values(self):
+        """Pd side: the coefficients array registered by load_ganspace_components."""
+        return None if self._edits is None else self._read(self._edits, "edits")
+
+    def synthesize_1(self, *args):
+        def act():
+            if not args or len(args) % 3:
+                raise _Problem(f"synthesize: {len(args)} arguments; expected Z OUT PITCH "
+                               "[Z OUT PITCH ...]")
+            notes = []
+            for i in range(0, len(args), 3):
+                z = self._read(args[i], "synthesize")
+                out = _text(args[i + 1])
+                self._check_array(out, "synthesize")
+                notes.append((z, out, _number(args[i + 2])))
+            edits = self._edit_values()
+
+            def run(instrument):
+                clips = []
+                for z, out, pitch in notes:
+                    instrument.set_mode("z")
+                    instrument.set_z(z)
+                    instrument.set_pitch(pitch)
+                    if instrument.pca is not None:
+                        instrument.set_coefficients(_fit(edits, instrument) if edits is not None
+                                                    else [0.0])
+                    clips.append((out, instrument.generate()))
+                self._in_pd(lambda: self._write_all(clips))
+            self._post("synthesize", run)
+        self._guard(act)
+
+    def synthesize_noz_1(self, *args):
+        def act():
+            sounds = [[]]
+            for arg in args:
+                if isinstance(arg, pyext.Symbol) and str(arg) == "--":
+                    sounds.append([])
+                else:
+                    sounds[-1].append(arg)
+            notes = []
+            for sound in sounds:
+                if len(sound) < 2 or not isinstance(sound[0], pyext.Symbol):
+                    raise _Problem("synthesize_noz: expected OUT PITCH [EDITS...] [-- OUT PITCH "
+                                   "[EDITS...] ...]")
+                out = _text(sound[0])
+                self._check_array(out, "synthesize_noz")
+                edits = []
+                for edit in sound[2:]:
+                    if isinstance(edit, pyext.Symbol):
+                        edits.extend(self._read(edit, "synthesize_noz").tolist())
+                    else:
+                        edits.append(edit)
+                if not sound[2:]:
+                    registered = self._edit_values()
+                    edits = registered.tolist() if registered is not None else [0.0]
+                notes.append((out, edits))
+
+            def run(instrument):
+                clips = []
+                for out, edits in notes:
+                    instrument.set_mode("layer")
+                    instrument.set_coefficients(_fit(edits, instrument))
+                    clips.append((out, instrument.generate()))
+                self._in_pd(lambda: self._write_all(clips))
+            self._post("synthesize", run)
+        self._guard(act)
+
+    def _write_all(self, clips):
+        for out, clip in clips:
+            self._write(out, clip)
+        self._reply("synthesized")
+
+    def hallucinate_noz_1(self, *args):
+        def act():
+            if len(args) != 1:
+                raise _Problem("hallucinate_noz: expected one array name")
+            out = _text(args[0])
+            self._check_array(out, "hallucinate_noz")
+            self._post("hallucinate", self._hallucinate_noz_job(out))
+        self._guard(act)
+
+    def _hallucinate_noz_job(self, out):
+        def run(instrument):
+            audio = instrument.hallucinate(None, self._progress)
+            self._in_pd(lambda: self._write_reply(out, audio, "hallucinated"))
+        return run
+
+    def _hallucinate_z(self, args):
+        out = _text(args[0])
+        self._check_array(out, "hallucinate")
+        numbers = [_number(a) for a in args[1:]]
+        if not all(isinstance(n, (int, float)) for n in numbers):
+            raise _Problem("hallucinate: expected OUT NOTES STEPS [SPACING TRIM ATTACK SUSTAIN "
+                           "RELEASE]")
+        notes, steps = int(numbers[0]), int(numbers[1])
+        timing = dict(zip(("spacing", "start_trim", "attack", "sustain", "release"), numbers[2:]))
+
+        def run(instrument):
+            from ganspacesynth.errors import GanspacesynthError
+            from ganspacesynth.hallu import HalluSettings, stitch
+            from ganspacesynth.model import slerp
+
+            model = instrument.model
+            if model is None:
+                raise GanspacesynthError("hallucinate: no model loaded (send 'load MODEL' first)")
+            if notes < 1 or steps < 0:
+                raise GanspacesynthError(f"hallucinate: {notes} notes and {steps} interpolation "
+                                         "steps: expected at least one note and no negative steps")
+            settings = HalluSettings(**timing)
+            settings.validate(model.audio_length / model.sample_rate)
+            zs = model.random_z(notes)
+            points = []
+            for a, b in zip(zs[:-1], zs[1:]):
+                points.append(a)
+                points.extend(slerp(a, b, j / steps) for j in range(1, steps))
+            points.append(zs[-1])
+            points = np.array(points, dtype=np.float32)
+            clips = []
+            for start in range(0, len(points), 8):
+                clips.append(model.generate(points[start:start + 8], instrument.pitch))
+                self._progress(min(1.0, (start + 8) / len(points)))
+            audio = stitch(np.concatenate(clips), model.sample_rate, settings)
+            self._in_pd(lambda: self._write_reply(out, audio, "hallucinated"))
+        self._post("hallucinate", run)
+
+
+class gansynth(ganspacesynth):
+    """The original GANSynth object's replies to 'load' and 'unload'."""
+
+    def load_1(self, *args):
+        def act():
+            if len(args) != 1 or not isinstance(args[0], pyext.Symbol):
+                raise _Problem("load: expected a checkpoint folder")
+            model = self._resolve(args[0])
+
+            def run(instrument):
+                _, rate, length = instrument.load(model)
+                self._later("loaded", length, rate)
+            self._post("load", run)
+        self._guard(act)
+
+    def unload_1(self, *args):
+        def run(instrument):
+            instrument.unload()
+            self._later("unloaded")
+        self._guard(lambda: self._post("unload", run))
+
+
+class halluseq(ganspacesynth):
+    """The original Hallu sequencer: steps edited through one coefficients array."""
+
+    def __init__(self, edits=None, *args):
+        super().__init__()
+        self._edits = None if edits is None else _text(edits)
+        self._steps = []
+        self._step = 0
+        self._settings = {name: default for name, (_, default) in HALLUSEQ_SETTINGS.items()}
+        self._steps.append(self._new_step())
+
+    # the steps live in Pd's array while they are edited
+    def _edit_array(self):
+        if self._edits is None:
+            raise _Problem("halluseq: created without the name of its coefficients array")
+        return pyext.Buffer(self._edits)
+
+    def _new_step(self):
+        if self._steps:
+            return self._steps[self._step].copy()
+        buffer = pyext.Buffer(self._edits) if self._edits is not None else None
+        return np.zeros(len(buffer) if buffer is not None else 0, dtype=np.float32)
+
+    def _read_edits(self):
+        buffer = self._edit_array()
+        values = np.array(buffer[:], dtype=np.float32) if len(buffer) else np.zeros(0, np.float32)
+        self._steps[self._step] = values
+
+    def _write_edits(self):
+        buffer = self._edit_array()
+        if len(buffer) == 0:
+            raise _Problem(f"halluseq: no array named '{self._edits}'")
+        buffer[:] = self._steps[self._step]
+        buffer.dirty()
+
+    def _navigate(self, change):
+        def act():
+            self._read_edits()
+            change()
+            self._write_edits()
+            self._reply("updated")
+        self._guard(act)
+
+    def next_step_1(self, *args):
+        self._navigate(lambda: setattr(self, "_step", (self._step + 1) % len(self._steps)))
+
+    def prev_step_1(self, *args):
+        self._navigate(lambda: setattr(self, "_step", (self._step - 1) % len(self._steps)))
+
+    def add_step_1(self, *args):
+        def add():
+            self._steps.append(self._new_step())
+            self._step = len(self._steps) - 1
+        self._navigate(add)
+
+    def remove_step_1(self, *args):
+        def remove():
+            if len(self._steps) > 1:
+                del self._steps[self._step]
+                self._step = min(self._step, len(self._steps) - 1)
+        self._navigate(remove)
+
+    def _set(self, name, args):
+        def act():
+            if len(args) != 1 or not isinstance(args[0], (int, float)):
+                raise _Problem(f"{name}: expected one number")
+            value = args[0]
+            self._settings[name] = max(0, value) if name == "interp_steps" else value
+            self._reply("updated")
+        self._guard(act)
+
+    def interp_steps_1(self, *args):
+        self._set("interp_steps", args)
+
+    def sample_spacing_1(self, *args):
+        self._set("sample_spacing", args)
+
+    def start_trim_1(self, *args):
+        self._set("start_trim", args)
+
+    def attack_1(self, *args):
+        self._set("attack", args)
+
+    def sustain_1(self, *args):
+        self._set("sustain", args)
+
+    def release_1(self, *args):
+        self._set("release", args)
+
+    def send_state_1(self, *args):
+        def act():
+            self._reply("step", "index", self._step)
+            self._reply("step", "count", len(self._steps))
+            for name in HALLUSEQ_SETTINGS:
+                self._reply("settings", name, self._settings[name])
+        self._guard(act)
+
+    def load_1(self, *args):
+        def act():
+            if not args or not isinstance(args[0], pyext.Symbol):
+                raise _Problem("load: expected a checkpoint folder")
+            model = self._resolve(args[0])   # a second argument was the batch size
+
+            def run(instrument):
+                _, rate, length = instrument.load(model)
+                self._later("worker", "on", length, rate)
+            self._post("load", run)
+        self._guard(act)
+
+    def unload_1(self, *args):
+        def run(instrument):
+            instrument.unload()
+            self._later("worker", "off")
+        self._guard(lambda: self._post("unload", run))
+
+    def _load_components(self, args):
+        if len(args) != 1:
+            raise _Problem("load_ganspace_components: expected a PCA file")
+        path = self._resolve(args[0])
+        self._post("pca", lambda instrument: instrument.load_pca(path))
+
+    def hallucinate_noz_1(self, *args):
+        def act():
+            if len(args) != 1:
+                raise _Problem("hallucinate_noz: expected one array name")
+            out = _text(args[0])
+            self._check_array(out, "hallucinate_noz")
+            self._read_edits()
+            steps = [step.copy() for step in self._steps]
+            settings = dict(self._settings)
+            hallucinate = self._hallucinate_noz_job(out)
+
+            def run(instrument):
+                instrument.clear_steps()
+                for step in steps:
+                    instrument.add_step(_fit(step, instrument))
+                for name, (engine_name, _) in HALLUSEQ_SETTINGS.items():
+                    value = settings[name]
+                    if name == "interp_steps":
+                        value = max(int(value) - 1, 0)
+                    instrument.set_hallu(engine_name, value)
+                hallucinate(instrument)
+            self._post("hallucinate", run)
+        self._guard(act)
