@@ -1115,9 +1115,23 @@ static void ganspacesynth_hallu_setting(t_ganspacesynth *x, t_symbol *s, int arg
     post_job(x, j);
 }
 
-static void ganspacesynth_stats(t_ganspacesynth *x)
+static void ganspacesynth_stats(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
 {
     t_atom a[4];
+        /* `stats reset`: start measuring afresh, e.g. after loading, whose
+        heavy computing makes the OS preempt Pd's thread */
+    if (argc == 1 && argv[0].a_type == A_SYMBOL && !strcmp(argv[0].a_w.w_symbol->s_name, "reset"))
+    {
+        x->perform_max_us = x->perform_total_us = 0;
+        x->perform_count = 0;
+        x->player.silent_blocks = x->player.swaps = 0;
+        return;
+    }
+    if (argc)
+    {
+        reply_error(x, "stats: expected nothing, or 'reset'");
+        return;
+    }
     SETFLOAT(&a[0], x->perform_max_us);
     SETFLOAT(&a[1], x->perform_count ? x->perform_total_us / x->perform_count : 0);
     SETFLOAT(&a[2], x->player.silent_blocks);
@@ -1240,7 +1254,7 @@ void ganspacesynth_tilde_setup(void)
     for (i = 0; i < sizeof(hallu_settings) / sizeof(*hallu_settings); i++)
         class_addmethod(c, (t_method)ganspacesynth_hallu_setting, gensym(hallu_settings[i]),
             A_GIMME, 0);
-    class_addmethod(c, (t_method)ganspacesynth_stats, gensym("stats"), 0);
+    class_addmethod(c, (t_method)ganspacesynth_stats, gensym("stats"), A_GIMME, 0);
     class_addanything(c, ganspacesynth_anything);
     ganspacesynth_class = c;
     bridge_load();

@@ -165,19 +165,27 @@ class Instrument:
         load_pca = _engine_function("pca", "load_pca", "pca: this version of ganspacesynth cannot read PCA files yet")
         try:
             pca = load_pca(str(path))
+            # Checked here so that a mismatch is reported when the file is
+            # chosen, not at the first generate.
+            check = getattr(pca, "check_model", None)
+            if callable(check):
+                check(model)
+            else:
+                self._check_shape(model, pca, path)
         except GanspacesynthError as error:
             raise GanspacesynthError(f"pca: {error}") from None
-        # Checked here so that a mismatch is reported when the file is
-        # chosen, not at the first generate.
+        return pca
+
+    @staticmethod
+    def _check_shape(model, pca, path):
         try:
             expected = tuple(model.layer_shape(pca.layer))
         except Exception:
-            raise GanspacesynthError(f"pca: {path}: layer {pca.layer!r} does not exist in this model") from None
+            raise GanspacesynthError(f"{path}: layer {pca.layer!r} does not exist in this model") from None
         found = tuple(np.shape(pca.components)[1:])
         if found != expected:
-            raise GanspacesynthError(f"pca: {path}: components of shape {found} do not fit layer "
+            raise GanspacesynthError(f"{path}: components of shape {found} do not fit layer "
                                      f"{pca.layer} of this model, which has shape {expected}")
-        return pca
 
     def load_pca(self, path):
         model = self._need_model("pca")
@@ -296,10 +304,14 @@ class Instrument:
         else:
             pca = self._need_pca("generate")
             coefficients = self._padded(self.coefficients, "generate")
+            synthesize = getattr(model, "synthesize", None)
+            if synthesize is None:  # the same function, before Model grew the method
+                function = _engine_function("pca", "synthesize", "generate: this version cannot synthesise from a PCA")
+                synthesize = lambda *args, **kwargs: function(model, *args, **kwargs)  # noqa: E731
             if self.mode == "layer":
-                clip = model.synthesize(pca, coefficients, space="layer")
+                clip = synthesize(pca, coefficients, space="layer")
             else:
-                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
+                clip = synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
         clip = np.asarray(clip, dtype=np.float32).reshape(-1)
         return resample(clip, model.sample_rate, sample_rate or model.sample_rate)
 

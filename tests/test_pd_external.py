@@ -1,0 +1,266 @@
+"""The Pd external [ganspacesynth~] in real Pd (batch mode).
+
+Each test writes a patch into tmp_path and runs it with ``pd -batch``; the
+patch chains on the object's replies and quits itself. The external comes
+from GANSPACESYNTH_PD_PATH, the installed package, or a CMake build made once
+per session (see pd_helpers.py).
+"""
+
+import os
+import random
+import re
+
+import numpy as np
+import pytest
+
+from pd_helpers import Patch, REPO, cmake_build, locate_external, printed, run_pd
+
+pytestmark = [pytest.mark.pd, pytest.mark.slow]
+
+FIXTURE = REPO / "tests" / "data" / "gansynth-reference"
+FIXTURE_PCA = FIXTURE / "pca_conv0.pickle"
+PD_RATE = 44100  # batch mode without -r
+# The clip travels engine -> bridge -> clip buffer -> Pd array -> 32-bit
+# float WAV: nothing on the way rounds, so only TensorFlow's run-to-run
+# differences (thread scheduling in oneDNN) remain.
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="session")
+def pd_dir():
+    return locate_external(REPO / "build" / "pd-tests")
+
+
+def engine_clip(audio, model):
+    import soxr
+
+    return soxr.resample(np.asarray(audio, np.float32), model.sample_rate, PD_RATE, quality="HQ")
+
+
+def relative_error(out, ref):
+    assert out.shape == ref.shape, f"clip of {out.shape} samples, the engine made {ref.shape}"
+    return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+def read_wav(path):
+    import soundfile
+
+    audio, rate = soundfile.read(str(path), dtype="float32")
+    assert rate == PD_RATE
+    return audio
+
+
+def generating_object(patch, setup, wav, done):
+    """[ganspacesynth~] that receives `setup` at load, writes its first clip to
+    `wav` through an array, then bangs `done`; an error bangs `done` too."""
+    name = f"clip{len(patch.lines)}"
+    load = patch.obj("loadbang")
+    messages = patch.msg(setup)
+    gss = patch.obj("ganspacesynth~")
+    route = patch.obj("route ready written error")
+    write = patch.msg(f"write {name}")
+    save = patch.msg(f"write -wave -bytes 4 {wav} {name}")
+    soundfiler = patch.obj("soundfiler")
+    patch.obj(f"table {name}")
+    show = patch.obj("print reply")
+    patch.chain(load, messages, gss)
+    patch.connect(gss, 1, show)     # first: `pd quit` exits at once
+    patch.connect(gss, 1, route)
+    patch.connect(route, 0, write)
+    patch.connect(write, 0, gss)
+    patch.connect(route, 1, save)
+    patch.chain(save, soundfiler, done)
+    patch.connect(route, 2, done)
+
+
+def quit_after(patch, n):
+    """An object to send anything n times before Pd quits."""
+    entry = patch.obj("t b")
+    count = patch.obj("f")
+    patch.connect(entry, 0, count)
+    plus = patch.obj("+ 1")
+    select = patch.obj(f"sel {n}")
+    quit_ = patch.msg("; pd quit")
+    patch.connect(count, 0, plus)
+    patch.connect(plus, 0, count, 1)
+    patch.connect(plus, 0, select)
+    patch.connect(select, 0, quit_)
+    return entry
+
+
+def pca_support():
+    try:
+        from ganspacesynth.pca import load_pca, synthesize  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_generated_clip_matches_the_engine(pd_dir, tmp_path, reference_model):
+    """z and pitch (mode z, no PCA) and, with the PCA, coefficients in layer space:
+    the clip Pd writes is the engine's clip resampled to Pd's rate."""
+    with_pca = pca_support()
+    patch = Patch()
+    done = quit_after(patch, 2 if with_pca else 1)
+    generating_object(patch, f"load {FIXTURE}, mode z, z-random 3, pitch 60, generate",
+                      tmp_path / "z.wav", done)
+    if with_pca:
+        generating_object(patch, f"load {FIXTURE} {FIXTURE_PCA}, coeffs 1.5 -0.5 0.25, generate",
+                          tmp_path / "pca.wav", done)
+    code, stderr = run_pd(patch.write(tmp_path / "generate.pd"), pd_dir)
+    replies = printed(stderr, "reply")
+    assert code == 0, stderr[-3000:]
+    assert not [r for r in replies if r.startswith("error")], replies
+
+    model = reference_model
+    expected = engine_clip(model.generate(model.random_z(1, seed=3), 60)[0], model)
+    error = relative_error(read_wav(tmp_path / "z.wav"), expected)
+    print(f"z mode: max |Pd - engine| / peak = {error:.2e}")
+    assert error <= TOLERANCE
+
+    if not with_pca:
+        pytest.skip("the engine cannot load PCAs yet: only z generation was compared")
+    from ganspacesynth.pca import load_pca, synthesize
+
+    pca = load_pca(FIXTURE_PCA)
+    coefficients = np.zeros(pca.n_components, np.float32)
+    coefficients[:3] = [1.5, -0.5, 0.25]
+    expected = engine_clip(synthesize(model, pca, coefficients, space="layer"), model)
+    error = relative_error(read_wav(tmp_path / "pca.wav"), expected)
+    print(f"layer mode with PCA: max |Pd - engine| / peak = {error:.2e}")
+    assert error <= TOLERANCE
+    assert f"loaded {pca.n_components} 16000 64000" in replies
+
+
+def test_bad_input_gets_error_replies(pd_dir, tmp_path):
+    """Each mistake gets its own `error` reply with a message that says what is wrong."""
+    bad = [
+        ("generate", "no model loaded"),
+        ("pitch 60", "no model loaded"),
+        ("load /nonexistent/model", "no such model folder"),
+        ("frobnicate 1 2", "unknown message 'frobnicate'"),
+        ("pitch sixty", "pitch: expected one number"),
+        ("coeffs 1 two", "coeffs: expected numbers only"),
+        ("write nowhere", "write: no clip yet"),
+        ("xfade -5", "xfade: -5 ms is outside"),
+        ("z-random 1.5", "z-random: seed 1.5"),
+        (f"load {FIXTURE}", None),
+        ("pitch 200", "pitch: 200 is not a pitch this model was trained on (valid: 24..84)"),
+        ("mode sideways", "mode: unknown mode 'sideways'"),
+        ("coeffs 1 1e+39", "coeffs: value 1 is inf"),
+        ("mode layer", None),
+        ("generate", "no PCA loaded"),
+        ("z-array nosuch", "z-array: no array named 'nosuch'"),
+        ("coeffs-array coeffs", None),     # a 3-value array of zeros: accepted
+        ("hallucinate nosuch", "hallucinate: no array named 'nosuch'"),
+        ("pca /nonexistent/pca.pickle", "pca:"),
+    ]
+    patch = Patch()
+    patch.obj("table coeffs 3")
+    load = patch.obj("loadbang")
+    messages = patch.msg(", ".join(message for message, _ in bad))
+    gss = patch.obj("ganspacesynth~")
+    show = patch.obj("print reply")
+    quit_ = patch.msg("; pd quit")
+    patch.chain(load, messages, gss)
+    patch.connect(gss, 1, show)
+    # The worker answers in queue order: the last job's error ends the test.
+    last = patch.obj("route error")
+    select = patch.obj("route pca:")
+    patch.connect(gss, 1, last)
+    patch.connect(last, 0, select)
+    patch.connect(select, 0, quit_)
+    code, stderr = run_pd(patch.write(tmp_path / "errors.pd"), pd_dir)
+    assert code == 0, stderr[-3000:]
+    errors = [r[len("error "):] for r in printed(stderr, "reply") if r.startswith("error")]
+    expected = [text for _, text in bad if text]
+    assert len(errors) == len(expected), "\n".join(errors)
+    # Mistakes found on Pd's thread are answered at once, the engine's later:
+    # match them regardless of order.
+    unmatched = list(errors)
+    for want in expected:
+        found = [got for got in unmatched if want in got]
+        assert found, f"no error reply says {want!r}; replies: {errors}"
+        unmatched.remove(found[0])
+    # Pd's own console line accompanies each reply, and nothing else complains.
+    console = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(console) == len(expected), "\n".join(console)
+
+
+def counter(patch, source, outlet, *values):
+    """[sel values...] fed by a count of the messages out of source's outlet."""
+    as_bang = patch.obj("t b")  # a message like `ready MS` would set the count to MS
+    count = patch.obj("f")
+    plus = patch.obj("+ 1")
+    select = patch.obj("sel " + " ".join(map(str, values)))
+    patch.connect(source, outlet, as_bang)
+    patch.chain(as_bang, count, plus, select)
+    patch.connect(plus, 0, count, 1)
+    return select
+
+
+def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
+    """With every generation slowed by 1 s, Pd's scheduler and DSP keep running:
+    logical time and the object's perform calls advance while the worker
+    works; `stats` gives the perform routine's worst and mean time."""
+    patch = Patch()
+    load = patch.obj("loadbang")
+    setup = patch.msg(f"; pd dsp 1; gss load {FIXTURE}, mode z")
+    receive = patch.obj("r gss")
+    gss = patch.obj("ganspacesynth~")
+    out = patch.obj("dac~")
+    show = patch.obj("print reply")
+    route = patch.obj("route loaded ready stats")
+    patch.chain(load, setup)
+    patch.chain(receive, gss, out)
+    patch.connect(gss, 1, show)     # first: `pd quit` exits at once
+    patch.connect(gss, 1, route)
+    logical = patch.obj("timer")
+    wall = patch.obj("realtime")
+    patch.connect(logical, 0, patch.obj("print logical-ms"))
+    patch.connect(wall, 0, patch.obj("print wall-ms"))
+    # 1. `loaded`: start the clocks; `play` before any clip exists, so that
+    # the perform routine counts the blocks it runs until the first clip.
+    start = patch.obj("t b b b")
+    first = patch.msg("stats reset, play, loop 1, generate")
+    patch.connect(route, 0, start)
+    patch.connect(start, 2, logical)
+    patch.connect(start, 1, wall)
+    patch.chain(start, first, gss)
+    # 2. first `ready`: stop the clocks, report, and generate again while the
+    # first clip loops: the new one swaps in with a crossfade.
+    readies = counter(patch, route, 1, 1, 2)
+    finish = patch.obj("t b b b")
+    second = patch.msg("stats, stats reset, generate")
+    patch.connect(readies, 0, finish)
+    patch.connect(finish, 2, logical, 1)
+    patch.connect(finish, 1, wall, 1)
+    patch.chain(finish, second, gss)
+    # 3. second `ready`: report again; the second report quits
+    last = patch.msg("stats")
+    patch.connect(readies, 1, last)
+    patch.connect(last, 0, gss)
+    patch.connect(counter(patch, route, 2, 2), 0, patch.msg("; pd quit"))
+
+    code, stderr = run_pd(patch.write(tmp_path / "nonblocking.pd"), pd_dir,
+                          env={"GANSPACESYNTH_TEST_DELAY": "1"})
+    assert code == 0, stderr[-3000:]
+    wall_ms = float(printed(stderr, "wall-ms")[0])
+    logical_ms = float(printed(stderr, "logical-ms")[0])
+    stats = [list(map(float, r.split()[1:])) for r in printed(stderr, "reply") if r.startswith("stats")]
+    (max1, mean1, silent1, swaps1), (max2, mean2, silent2, swaps2) = stats
+    print(f"\nfirst generation (TensorFlow tracing + 1 s test delay): {wall_ms:.0f} ms of wall clock; "
+          f"meanwhile Pd's logical time advanced {logical_ms:.0f} ms and the perform routine ran "
+          f"{silent1:.3g} blocks waiting for the clip; worst block {max1:.1f} us, mean {mean1:.3f} us")
+    print(f"second generation, playing the first clip in a loop until the new one swapped in: "
+          f"perform routine worst {max2:.1f} us, mean {mean2:.3f} us per 64-sample block")
+    assert wall_ms >= 1000, "the test delay did not apply"
+    # A blocked scheduler would neither move logical time nor call perform
+    # while the worker sleeps: batch mode runs far ahead of the wall clock.
+    assert logical_ms > wall_ms
+    assert silent1 > 1000
+    assert swaps1 == 1 and swaps2 == 1 and silent2 == 0
+    assert mean1 < 20 and mean2 < 20
+    # The worst block includes the OS preempting Pd's thread (2 cores shared
+    # with TensorFlow's threads): a sanity bound, not a real-time guarantee.
+    assert max1 < 100_000 and max2 < 100_000
