@@ -148,11 +148,131 @@ def _run_pd_path(args):
         return 1
 
 
+def _add_hallu(sub):
+    p = sub.add_parser("hallu", help="render a Hallu composition (a session file or steps given here)",
+                       description="Render a hallucination: travel through GANSpace coefficient space "
+                                   "from step to step, synthesising and stitching notes. Either give a "
+                                   "session file, or --model, --pca and --step options.")
+    p.add_argument("session", nargs="?", help="Hallu session JSON (model, PCA, steps, settings)")
+    p.add_argument("--model", help="model folder or 'default'")
+    p.add_argument("--pca", help="PCA file or 'default'")
+    p.add_argument("--step", action="append", metavar="C0,C1,...",
+                   help="a principal step as comma-separated coefficients; repeat for each step")
+    p.add_argument("--interp", type=int, help="points between consecutive steps (default 1)")
+    p.add_argument("--spacing", type=float, help="seconds between note starts (default 0.2)")
+    p.add_argument("--trim", type=float, help="seconds cut from the start of each clip (default 0)")
+    p.add_argument("--attack", type=float, help="attack seconds (default 0.5)")
+    p.add_argument("--sustain", type=float, help="sustain seconds (default 0.5)")
+    p.add_argument("--release", type=float, help="release seconds (default 0.5)")
+    p.add_argument("--peak", type=float, help="peak level of the mix, 0..1 (default 0.9)")
+    p.add_argument("--mode", choices=["layer", "z", "latent"], help="synthesis space (default layer)")
+    p.add_argument("--pitch", type=int, help="MIDI pitch for the z and latent modes")
+    p.add_argument("--seed", type=int, help="seed of z in z mode (default 0)")
+    _add_output_options(p)
+    p.add_argument("--save-session", metavar="JSON", help="also write the session to this file")
+    p.set_defaults(run=_run_hallu)
+
+
+def _add_output_options(p):
+    p.add_argument("-o", "--output", required=True, help="output WAV file")
+    p.add_argument("--rate", type=int, help="resample the WAV to this rate (default: the model's, 16000)")
+    p.add_argument("--bits", choices=["16", "24", "float"], default="24",
+                   help="WAV sample format (default 24)")
+    p.add_argument("--plot", metavar="PNG", help="also save a spectrogram picture")
+
+
+def _session_from_args(args):
+    from .errors import GanspacesynthError
+    from .hallu import HalluSession, HalluSettings
+
+    if args.session:
+        if args.model or args.pca or args.step:
+            raise GanspacesynthError("give either a session file or --model/--pca/--step, not both")
+        session = HalluSession.load(args.session)
+    else:
+        missing = [name for name in ("model", "pca", "step") if not getattr(args, name)]
+        if missing:
+            raise GanspacesynthError("without a session file, --model, --pca and at least "
+                             "one --step are needed (missing: " + ", ".join("--" + m for m in missing) + ")")
+        try:
+            steps = [[float(v) for v in step.split(",") if v.strip()] for step in args.step]
+        except ValueError:
+            raise GanspacesynthError("--step takes comma-separated numbers, e.g. --step 1,-0.5")
+        session = HalluSession(model=args.model, pca=args.pca, steps=steps, settings=HalluSettings())
+    overrides = {"interp_steps": args.interp, "spacing": args.spacing, "start_trim": args.trim,
+                 "attack": args.attack, "sustain": args.sustain, "release": args.release, "peak": args.peak}
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(session.settings, name, value)
+    for name in ("mode", "pitch", "seed"):
+        if getattr(args, name) is not None:
+            setattr(session, name, getattr(args, name))
+    return session
+
+
+def _render_session(session, args):
+    from tqdm import tqdm
+
+    from .audio import write_wav
+    from .model import load_model
+
+    model = load_model(session.resolve(session.model))
+    with tqdm(total=100, unit="%", desc="hallucinating", disable=None,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}") as bar:
+        def progress(fraction):
+            bar.update(round(fraction * 100) - bar.n)
+
+        audio, points = session.render(model=model, progress=progress)
+    rate = model.sample_rate
+    if args.rate and args.rate != rate:
+        import soxr
+
+        audio = soxr.resample(audio, rate, args.rate, quality="VHQ").astype("float32")
+        rate = args.rate
+    wav = write_wav(args.output, audio, rate, subtype=args.bits)[0]
+    print(f"{wav}: {len(points)} points, {len(audio) / rate:.2f} s at {rate} Hz")
+    if args.plot:
+        from .plot import save_spectrogram
+
+        print(save_spectrogram(args.plot, audio, rate, title=f"{len(points)} points"))
+    return wav
+
+
+def _run_hallu(args):
+    session = _session_from_args(args)
+    _render_session(session, args)
+    if args.save_session:
+        print(session.save(args.save_session))
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="render the demo composition with the built-in default model",
+                       description="Render the Hallu session shipped with the package, on the embedded "
+                                   "default model and its PCA, to a WAV file and a spectrogram PNG.")
+    p.add_argument("-o", "--output", default="ganspacesynth-demo.wav",
+                   help="output WAV (default ganspacesynth-demo.wav); the PNG goes beside it")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args):
+    from pathlib import Path
+
+    from .hallu import HalluSession
+    from .paths import models_dir
+
+    session = HalluSession.load(models_dir() / "default" / "demo_session.json")
+    output = Path(args.output)
+    args.rate, args.bits, args.plot = None, "24", str(output.with_suffix(".png"))
+    wav = _render_session(session, args)
+    print(f"demo written: {wav.resolve()} and {Path(args.plot).resolve()}")
+
 COMMANDS = [
     _add_info,
     _add_generate,
     _add_convert,
     _add_prepare,
+    _add_hallu,
+    _add_demo,
     _add_pd_path,
 ]
 
@@ -171,9 +291,26 @@ def build_parser():
     return parser
 
 
+# Options whose value is a comma-separated coefficient list. argparse takes a
+# value such as "-1,0.5" for an option, so these are glued to their value.
+LIST_OPTIONS = ("--step", "--coeffs")
+
+
+def _glue_list_options(argv):
+    glued, i = [], 0
+    while i < len(argv):
+        if argv[i] in LIST_OPTIONS and i + 1 < len(argv):
+            glued.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            glued.append(argv[i])
+            i += 1
+    return glued
+
+
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_list_options(sys.argv[1:] if argv is None else list(argv)))
     from .errors import GanspacesynthError
 
     try:

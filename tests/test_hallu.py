@@ -1,0 +1,186 @@
+"""Hallu compositions: points, envelope, stitching, sessions, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from ganspacesynth.errors import GanspacesynthError
+from ganspacesynth.hallu import (HalluSession, HalluSettings, envelope, hallucinate,
+                                 interpolate_steps, stitch)
+
+from conftest import REFERENCE_DIR
+
+SR = 16000
+PCA_PICKLE = REFERENCE_DIR / "pca_conv0.pickle"
+
+
+# --- points ---------------------------------------------------------------
+
+@pytest.mark.parametrize("n, m", [(1, 0), (1, 5), (2, 0), (2, 1), (3, 2), (4, 8)])
+def test_point_count_and_order(n, m):
+    steps = np.arange(n * 3, dtype=float).reshape(n, 3) ** 1.5
+    points = interpolate_steps(steps, m)
+    assert len(points) == n + (n - 1) * m
+    # Every step appears, in order, m + 1 points apart.
+    np.testing.assert_allclose(points[::m + 1], steps, rtol=1e-6)
+    for i in range(n - 1):
+        segment = points[i * (m + 1):(i + 1) * (m + 1) + 1]
+        expected = steps[i] + (steps[i + 1] - steps[i]) * np.linspace(0, 1, m + 2)[:, None]
+        np.testing.assert_allclose(segment, expected, rtol=1e-6)
+
+
+def test_shorter_steps_are_padded_with_zeros():
+    points = interpolate_steps([[1.0], [0.0, 2.0]], 1)
+    np.testing.assert_allclose(points, [[1, 0], [0.5, 1], [0, 2]])
+
+
+@pytest.mark.parametrize("steps", [[], [[np.nan, 1]], [[]]])
+def test_bad_steps(steps):
+    with pytest.raises(GanspacesynthError):
+        interpolate_steps(steps, 1)
+
+
+# --- envelope and stitching ------------------------------------------------
+
+def test_envelope_shape():
+    gain = envelope(64000, SR, start_trim=0.25, attack=0.5, sustain=1.0, release=0.25)
+    trim, a, s, r = 4000, 8000, 16000, 4000
+    assert np.all(gain[:trim] == 0)
+    ramp = gain[trim:trim + a]
+    assert ramp[0] == 0 and np.allclose(np.diff(ramp), 1 / a, rtol=0, atol=1e-6)
+    assert np.all(gain[trim + a:trim + a + s] == 1)
+    fall = gain[trim + a + s:trim + a + s + r]
+    assert np.allclose(np.diff(fall), -1 / r, rtol=0, atol=1e-6) and fall[-1] == 0
+    assert np.all(gain[trim + a + s + r:] == 0)
+
+
+def _clips(n, length=64000, seed=0):
+    return np.random.default_rng(seed).uniform(-0.3, 0.3, (n, length)).astype(np.float32)
+
+
+@pytest.mark.parametrize("points, spacing", [(1, 0.2), (5, 0.2), (28, 0.37), (3, 2.5)])
+def test_output_length(points, spacing):
+    settings = HalluSettings(spacing=spacing, start_trim=0.1, attack=0.2, sustain=0.3, release=0.4)
+    mix = stitch(_clips(points), SR, settings)
+    note = round(0.2 * SR) + round(0.3 * SR) + round(0.4 * SR)
+    assert len(mix) == round(spacing * (points - 1) * SR) + note
+
+
+def test_notes_are_normalised_by_absolute_peak_and_mix_to_peak():
+    # Notes far apart do not overlap: each ends at the same level. The
+    # second note's peak is negative, which max()-normalisation gets wrong.
+    clips = _clips(2) * np.array([[0.1], [1.0]], np.float32)
+    clips[1, 10000] = -5.0
+    settings = HalluSettings(spacing=2.0, attack=0.0, sustain=1.0, release=0.0, peak=0.7)
+    mix = stitch(clips, SR, settings)
+    first, second = mix[:16000], mix[32000:48000]
+    assert np.isclose(np.abs(mix).max(), 0.7)
+    assert np.isclose(np.abs(first).max(), 0.7, rtol=1e-5)
+    assert np.isclose(np.abs(second).max(), 0.7, rtol=1e-5)
+    assert np.isclose(second.min(), -0.7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"start_trim": 1.0, "attack": 1.0, "sustain": 1.0, "release": 1.5}, "does not fit in a 4 s clip"),
+    ({"attack": -0.1}, "attack must be a finite number >= 0"),
+    ({"spacing": 0.0}, "spacing must be more than 0"),
+    ({"interp_steps": -1}, "interp_steps must be a whole number"),
+    ({"attack": 0.0, "sustain": 0.0, "release": 0.0}, "notes would be empty"),
+])
+def test_bad_settings(change, message):
+    settings = HalluSettings(**change)
+    with pytest.raises(GanspacesynthError, match=message):
+        settings.validate(4.0)
+
+
+# --- with the real model ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reference_pca():
+    from ganspacesynth import load_pca
+
+    return load_pca(PCA_PICKLE)
+
+
+STEPS = [[1.0, 0.0, 0.5], [-1.0, 1.0], [0.0, -2.0, 0.0, 1.0]]
+
+
+def test_hallucinate_equals_point_by_point_synthesis(reference_model, reference_pca):
+    audio, points = hallucinate(reference_model, reference_pca, STEPS, interp_steps=2, spacing=0.3,
+                                start_trim=0.1, attack=0.2, sustain=0.5, release=0.3, batch_size=3)
+    assert len(points) == 3 + 2 * 2
+    clips = np.stack([reference_model.synthesize(reference_pca, p) for p in points])
+    expected = stitch(clips, SR, HalluSettings(2, 0.3, 0.1, 0.2, 0.5, 0.3))
+    assert audio.dtype == np.float32
+    np.testing.assert_allclose(audio, expected, atol=2e-5)
+
+
+def test_modes_and_progress(reference_model, reference_pca):
+    seen = []
+    layer, _ = hallucinate(reference_model, reference_pca, STEPS[:2], interp_steps=1, batch_size=2,
+                           progress=seen.append)
+    assert seen == [2 / 3, 1.0]
+    z_mode, _ = hallucinate(reference_model, reference_pca, STEPS[:2], mode="z", pitch=40, seed=1)
+    z_other, _ = hallucinate(reference_model, reference_pca, STEPS[:2], mode="z", pitch=40, seed=2)
+    assert layer.shape == z_mode.shape
+    assert not np.allclose(z_mode, z_other), "in z mode the seed's z must count"
+    with pytest.raises(GanspacesynthError, match="unknown mode"):
+        hallucinate(reference_model, reference_pca, STEPS, mode="w")
+
+
+def test_session_round_trip_renders_identical_audio(tmp_path, reference_model, reference_pca):
+    session = HalluSession(model=str(REFERENCE_DIR), pca=str(PCA_PICKLE), steps=STEPS,
+                           settings=HalluSettings(interp_steps=1, spacing=0.25), mode="z", pitch=50, seed=3)
+    path = session.save(tmp_path / "piece.json")
+    loaded = HalluSession.load(path)
+    assert loaded == session
+    first, _ = session.render(model=reference_model, pca=reference_pca)
+    again, _ = loaded.render()
+    np.testing.assert_array_equal(first, again)
+
+
+def test_session_paths_are_relative_to_the_session_file(tmp_path):
+    path = tmp_path / "sub" / "s.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"format": "ganspacesynth-hallu", "version": 1, "model": "m",
+                                "pca": "p.npz", "steps": [[1]]}))
+    session = HalluSession.load(path)
+    assert session.resolve(session.pca) == str(path.parent.resolve() / "p.npz")
+    assert session.resolve("default") == "default"
+
+
+def test_bad_session_file(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text("{}")
+    with pytest.raises(GanspacesynthError, match="not a Hallu session"):
+        HalluSession.load(path)
+
+
+def test_cli_hallu_resampled_16_bit_with_plot(tmp_path):
+    from ganspacesynth.cli import main
+
+    out, png, saved = tmp_path / "h.wav", tmp_path / "h.png", tmp_path / "h.json"
+    code = main(["hallu", "--model", str(REFERENCE_DIR), "--pca", str(PCA_PICKLE),
+                 "--step", "1,0", "--step", "-1,1", "--interp", "2", "--spacing", "0.5",
+                 "--attack", "0.1", "--sustain", "0.2", "--release", "0.1",
+                 "--rate", "44100", "--bits", "16", "--plot", str(png), "--save-session", str(saved),
+                 "-o", str(out)])
+    assert code == 0
+    info = soundfile.info(str(out))
+    assert info.samplerate == 44100 and info.subtype == "PCM_16"
+    seconds = 0.5 * 3 + 0.4
+    assert abs(info.frames - seconds * 44100) <= 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The saved session renders the same composition again.
+    again = tmp_path / "again.wav"
+    assert main(["hallu", str(saved), "--bits", "float", "-o", str(again)]) == 0
+    assert soundfile.info(str(again)).frames == round(seconds * 16000)
+
+
+def test_cli_hallu_needs_steps(tmp_path, capsys):
+    from ganspacesynth.cli import main
+
+    assert main(["hallu", "--model", str(REFERENCE_DIR), "-o", str(tmp_path / "x.wav")]) == 2
+    assert "--pca, --step" in capsys.readouterr().err
