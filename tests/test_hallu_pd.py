@@ -3,9 +3,10 @@
 Every abstraction and help patch must open without a complaint; the parts
 without the engine ([hallu-steps], [hallu-path], [hallu]'s own errors) are
 driven message by message; then the main tool composes with the fixture
-model, saves the WAV and the session, and a second Pd reloads the session and
-composes the same sound. The WAV is compared with ganspacesynth.hallucinate
-for the same steps and settings, resampled to Pd's rate.
+model, saves the WAV, the session and its JSON export, and a second Pd
+reloads the session and composes the same sound. The WAV is compared with
+ganspacesynth.hallucinate for the same steps and settings, and with the JSON
+session rendered by HalluSession, resampled to Pd's rate.
 
 As in test_pd_external.py, patches chain on replies (batch mode's logical
 time races ahead of the wall clock) and quit themselves.
@@ -105,7 +106,8 @@ def test_every_patch_opens_cleanly(pd_dir):
     patches = sorted(HALLU.glob("*.pd"))
     names = {p.stem for p in patches}
     abstractions = [name for name in names if not name.endswith("-help")]
-    assert {"hallu", "hallu-steps", "hallu-step-editor", "hallu-settings", "hallu-player"} <= names
+    assert {"hallu", "hallu-steps", "hallu-step-editor", "hallu-settings", "hallu-player", "hallu-path",
+            "hallu-json"} <= names
     assert [name for name in abstractions if f"{name}-help" not in names] == []
     extra = ["-path", str(HALLU)]
     for patch in patches[:-1]:
@@ -187,7 +189,8 @@ def composed(pd_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hallu")
     patch = hallu_harness(folder / "compose.pd", [("generated", "save-wav out.wav"),
                                                   ("saved-wav", "save-session session.txt"),
-                                                  ("saved-session", None)])
+                                                  ("saved-session", "export-json session.json"),
+                                                  ("exported-json", None)])
     sends = [f"hallu-test load {FIXTURE} {FIXTURE_PCA}", "hallu-test range 10"]
     for i, step in enumerate(STEPS):
         if i:
@@ -239,3 +242,21 @@ def test_session_is_readable_and_reloads(composed, pd_dir):
     assert f"loaded-session {folder}/session.txt" in events
     first, again = read_wav(folder / "out.wav"), read_wav(folder / "again.wav")
     assert relative_error(again, first) < TOLERANCE
+
+
+def test_json_export_renders_the_same_in_python(composed, reference_model):
+    from ganspacesynth.hallu import HalluSession
+    from ganspacesynth.instrument import resample
+
+    folder, code, stderr = composed
+    assert code == 0, stderr
+    assert f"exported-json {folder}/session.json" in printed(stderr, "hallu")
+    session = HalluSession.load(folder / "session.json")
+    assert session.model == str(FIXTURE) and session.pca == str(FIXTURE_PCA)
+    assert session.mode == "layer"
+    np.testing.assert_allclose(session.steps, [padded(s, 16) for s in STEPS])
+    for name, value in ENGINE_SETTINGS.items():
+        assert getattr(session.settings, name) == pytest.approx(value, rel=1e-6)
+    audio, _ = session.render(model=reference_model)
+    expected = resample(audio, reference_model.sample_rate, PD_RATE)
+    assert relative_error(read_wav(folder / "out.wav"), expected) < TOLERANCE
