@@ -7,11 +7,11 @@
     [pyext ganspacesynth_pyext halluseq EDITS-ARRAY]      drop-in for the original
                                                           [pyext. sopimagenta.ganspacesynth.pyext halluseq ...]
 
-Put this file's folder on Pd's search path (``ganspacesynth pd-path`` prints
-the installed one) and load pyext; the Python that pyext runs must be able to
-import ``ganspacesynth``. Do not add ``@detach 1``: every object already has
-its own worker thread, and a detached method would touch Pd's arrays from a
-thread that does not hold Pd's lock.
+Put the folder holding this file on Pd's search path (pyext then finds the
+module: it puts Pd's -path folders on Python's path) and load pyext; the
+Python that pyext runs must be able to import ``ganspacesynth``. Do not add
+``@detach 1``: every object already has its own worker thread, and a detached
+method would touch Pd's arrays from a thread that does not hold Pd's lock.
 
 Messages go to the object's second inlet (pyext keeps the first for itself);
 replies leave its first outlet. Everything [ganspacesynth~] understands works

@@ -19,6 +19,8 @@ import pytest
 import pyext_standin
 from conftest import REFERENCE_DIR, relative_error
 
+pytestmark = pytest.mark.slow
+
 MODULE_PATH = Path(__file__).resolve().parents[1] / "pd_external" / "ganspacesynth_pyext.py"
 DATA = REFERENCE_DIR.parent          # the "patch folder" the objects live in
 MODEL = REFERENCE_DIR.name           # relative to it, as a patch would name it
