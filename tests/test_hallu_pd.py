@@ -260,3 +260,30 @@ def test_json_export_renders_the_same_in_python(composed, reference_model):
     audio, _ = session.render(model=reference_model)
     expected = resample(audio, reference_model.sample_rate, PD_RATE)
     assert relative_error(read_wav(folder / "out.wav"), expected) < TOLERANCE
+
+
+def test_pca_with_fewer_components_than_sliders(pd_dir, tmp_path, reference_model):
+    """The sliders always make 16 coefficients; [hallu] sends the engine only as many as
+    the PCA has, for the preview and for the composition."""
+    import ganspacesynth
+    from ganspacesynth.instrument import resample
+    from ganspacesynth.pca import PCA
+
+    full = ganspacesynth.load_pca(FIXTURE_PCA)
+    pca = PCA(full.layer, full.components[:8], full.stdev[:8], full.explained_variance_ratio[:8], full.mean,
+              estimator=full.estimator, model_id=full.model_id)
+    pca.save(tmp_path / "pca8.npz")
+    steps = [[1, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 3], [-1, 2]]
+    # The count comes with 'loaded': what is sent to the engine before that is not cut.
+    patch = hallu_harness(tmp_path / "eight.pd", [("loaded", "preview"), ("ready", "generate"),
+                                                  ("generated", "save-wav eight.wav"), ("saved-wav", None)])
+    code, stderr = run(patch, pd_dir, f"hallu-test load {FIXTURE} pca8.npz",
+                       "hallu-test step " + " ".join(map(str, steps[0])), "hallu-test add",
+                       "hallu-test step " + " ".join(map(str, steps[1])), "hallu-test prev")
+    events = printed(stderr, "hallu")
+    assert code == 0, stderr
+    assert [e for e in events if e.startswith("error")] == [], stderr
+    assert "loaded 8 16000 64000" in events
+    audio, _ = ganspacesynth.hallucinate(reference_model, pca, [padded(s[:8], 8) for s in steps])
+    expected = resample(audio, reference_model.sample_rate, PD_RATE)
+    assert relative_error(read_wav(tmp_path / "eight.wav"), expected) < TOLERANCE
