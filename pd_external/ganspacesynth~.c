@@ -277,6 +277,74 @@ static void post_error(shared *sh, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
+/* exiting while workers are inside the engine                         */
+
+/* Pd 0.53 quits by calling exit() straight from the `pd quit` message,
+   objects still alive. exit() then runs TensorFlow's static destructors,
+   which crash a worker still inside a TensorFlow call. So an atexit handler,
+   registered after the engine has loaded its libraries (handlers run in
+   reverse order of registration), stops new engine calls and waits for the
+   running ones. */
+
+#define EXIT_GRACE_S 10
+
+static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t engine_idle = PTHREAD_COND_INITIALIZER;
+static int engine_calls;            /* workers inside the bridge now */
+static atomic_int quitting;
+
+/* 0 once Pd is exiting: the caller must not touch the engine */
+static int engine_enter(void)
+{
+    int ok;
+    pthread_mutex_lock(&engine_lock);
+    if ((ok = !atomic_load(&quitting)))
+        engine_calls++;
+    pthread_mutex_unlock(&engine_lock);
+    return ok;
+}
+
+static void engine_leave(void)
+{
+    pthread_mutex_lock(&engine_lock);
+    if (--engine_calls == 0)
+        pthread_cond_broadcast(&engine_idle);
+    pthread_mutex_unlock(&engine_lock);
+}
+
+/* a worker that may no longer call the engine waits here for the end */
+__attribute__((noreturn)) static void park_until_exit(void)
+{
+    pthread_mutex_lock(&engine_lock);
+    for (;;)
+        pthread_cond_wait(&engine_idle, &engine_lock);
+}
+
+static void wait_for_engine_at_exit(void)
+{
+    struct timespec deadline;
+    int busy;
+    pthread_mutex_lock(&engine_lock);
+    atomic_store(&quitting, 1);  /* also stops a Hallu at its next point */
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += EXIT_GRACE_S;
+    while (engine_calls > 0)
+        if (pthread_cond_timedwait(&engine_idle, &engine_lock, &deadline) == ETIMEDOUT)
+            break;
+    busy = engine_calls;
+    pthread_mutex_unlock(&engine_lock);
+    if (busy)
+    {
+            /* still computing after the grace period: leaving without the
+            remaining exit handlers beats crashing in them */
+        fprintf(stderr, "ganspacesynth~: the engine is still busy after %d s; exiting without cleanup\n",
+            EXIT_GRACE_S);
+        fflush(NULL);
+        _exit(0);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* the worker thread                                                   */
 
 static double now_ms(void)
@@ -297,7 +365,7 @@ static int progress_callback(void *userdata, float fraction)
 {
     shared *sh = userdata;
     post_simple(sh, R_PROGRESS, fraction, 0, 0);
-    return atomic_load(&sh->cancel);
+    return atomic_load(&sh->cancel) || atomic_load(&quitting);
 }
 
 static void post_loaded(shared *sh, int engine)
@@ -322,7 +390,8 @@ static gss_clip *fetch(shared *sh, int engine, int length)
     return clip;
 }
 
-static void run_job(shared *sh, int engine, job *j)
+/* returns the engine's status: < 0 for an error */
+static int run_job(shared *sh, int engine, job *j)
 {
     int rc = GSS_OK;
     double start;
@@ -376,12 +445,13 @@ static void run_job(shared *sh, int engine, job *j)
     }
     if (rc < 0 && !atomic_load(&sh->cancel))
         post_engine_error(sh, engine);
+    return rc;
 }
 
 static void *worker_main(void *arg)
 {
     shared *sh = arg;
-    int engine = 0;
+    int engine = 0, generated = 0;
     char start_error[2000];
     *start_error = 0;
     for (;;)
@@ -406,17 +476,36 @@ static void *worker_main(void *arg)
             object costs Pd nothing; the first start also starts Python */
         if (*bridge_error)
             post_error(sh, "%s", bridge_error);
-        else if (!engine && !*start_error && !(engine = bridge.create()))
+        else if (!engine_enter())
         {
-            bridge.last_error(0, start_error, sizeof(start_error));
-            if (!*start_error)
-                snprintf(start_error, sizeof(start_error),
-                    "the engine could not start (see stderr)");
+            job_free(j);
+            park_until_exit();
         }
-        if (!*bridge_error && !engine)
-            post_error(sh, "%s", start_error);
-        else if (engine)
-            run_job(sh, engine, j);
+        else
+        {
+            int fresh = 0;  /* the engine may have loaded new libraries */
+            if (!engine && !*start_error)
+            {
+                if ((engine = bridge.create()))
+                    fresh = 1;
+                else
+                {
+                    bridge.last_error(0, start_error, sizeof(start_error));
+                    if (!*start_error)
+                        snprintf(start_error, sizeof(start_error),
+                            "the engine could not start (see stderr)");
+                }
+            }
+            if (!engine)
+                post_error(sh, "%s", start_error);
+            else if (run_job(sh, engine, j) >= 0)
+                fresh |= j->kind == J_LOAD || j->kind == J_PCA
+                    || ((j->kind == J_GENERATE || j->kind == J_HALLUCINATE) && !generated++);
+                /* keep the guard in front of the destructors they registered */
+            if (fresh)
+                atexit(wait_for_engine_at_exit);
+            engine_leave();
+        }
         job_free(j);
 
         pthread_mutex_lock(&sh->lock);
@@ -424,7 +513,15 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&sh->lock);
     }
     if (engine)
+    {
+        if (!engine_enter())
+        {
+            shared_release(sh);
+            park_until_exit();
+        }
         bridge.destroy(engine);
+        engine_leave();
+    }
     shared_release(sh);
     return NULL;
 }
@@ -1257,6 +1354,7 @@ void ganspacesynth_tilde_setup(void)
     class_addmethod(c, (t_method)ganspacesynth_stats, gensym("stats"), A_GIMME, 0);
     class_addanything(c, ganspacesynth_anything);
     ganspacesynth_class = c;
+    atexit(wait_for_engine_at_exit);
     bridge_load();
     if (*bridge_error)
         pd_error(0, "ganspacesynth~: %s", bridge_error);

@@ -82,6 +82,13 @@ class Patch:
     def obj(self, text):
         return self._add("obj", text)
 
+    def subpatch(self, name):
+        """An empty [pd name], to fill by dynamic patching through `pd-name`."""
+        n = len(self.lines)
+        self.lines.append(f"#N canvas 0 50 450 300 {name} 0;\n#X restore {10 + 200 * (n % 4)} "
+                          f"{10 + 30 * (n // 4)} pd {name};")
+        return n
+
     def msg(self, text):
         return self._add("msg", text)
 

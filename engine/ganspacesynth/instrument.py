@@ -92,6 +92,17 @@ def _engine_function(module, name, missing):
         raise GanspacesynthError(missing) from None
 
 
+def _prefixed(what, error):
+    """The error with `what: ` in front (once), so that a host can tell which message failed."""
+    text = str(error)
+    if text.startswith(f"{what}:"):
+        return error
+    try:
+        return type(error)(f"{what}: {text}")
+    except TypeError:  # a subclass with another constructor
+        return GanspacesynthError(f"{what}: {text}")
+
+
 def _test_delay():
     text = os.environ.get(TEST_DELAY_ENV, "")
     try:
@@ -152,7 +163,7 @@ class Instrument:
         try:
             model = load_model(model_path)
         except GanspacesynthError as error:
-            raise GanspacesynthError(f"load: {error}") from None
+            raise _prefixed("load", error) from None
         pca = None
         if pca_path:
             pca = self._read_pca(model, pca_path)
@@ -173,7 +184,7 @@ class Instrument:
             else:
                 self._check_shape(model, pca, path)
         except GanspacesynthError as error:
-            raise GanspacesynthError(f"pca: {error}") from None
+            raise _prefixed("pca", error) from None
         return pca
 
     @staticmethod
@@ -297,6 +308,12 @@ class Instrument:
 
     def generate(self, sample_rate=None):
         """One clip (1-D float32) for the current settings, at ``sample_rate`` (default: the model's)."""
+        try:
+            return self._generate(sample_rate)
+        except GanspacesynthError as error:
+            raise _prefixed("generate", error) from None
+
+    def _generate(self, sample_rate):
         model = self._need_model("generate")
         _test_delay()
         if self.mode == "z" and self.pca is None:
@@ -321,6 +338,12 @@ class Instrument:
         ``progress`` is called with a fraction 0..1 as points are synthesised;
         an exception it raises stops the composition.
         """
+        try:
+            return self._hallucinate(sample_rate, progress)
+        except GanspacesynthError as error:
+            raise _prefixed("hallucinate", error) from None
+
+    def _hallucinate(self, sample_rate, progress):
         model = self._need_model("hallucinate")
         pca = self._need_pca("hallucinate")
         if not self.steps:

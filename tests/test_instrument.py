@@ -1,0 +1,77 @@
+"""Instrument: the state machine behind [ganspacesynth~], without Pd."""
+
+import numpy as np
+import pytest
+
+from ganspacesynth.errors import GanspacesynthError
+from ganspacesynth.instrument import Instrument, resample
+
+
+@pytest.fixture(scope="module")
+def instrument(reference_dir):
+    i = Instrument()
+    assert i.load(reference_dir) == (0, 16000, 64000)
+    return i
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda i: i.generate(), "generate: no model loaded"),
+    (lambda i: i.set_pitch(60), "pitch: no model loaded"),
+    (lambda i: i.set_coefficients([1, float("nan")]), "coeffs: value 1 is nan"),
+    (lambda i: i.set_coefficients([]), "coeffs: expected at least one coefficient"),
+    (lambda i: i.set_coefficient(-1, 0), "coeff: index -1 is negative"),
+    (lambda i: i.set_coefficient(0, float("inf")), "coeff 0: inf is not a finite number"),
+    (lambda i: i.set_mode("sideways"), "mode: unknown mode 'sideways'"),
+    (lambda i: i.set_hallu("interp", 33), "interp: 33 is outside 0..32"),
+    (lambda i: i.set_hallu("spacing", 0), "spacing: 0 s must be more than 0"),
+    (lambda i: i.set_hallu("tempo", 1), "unknown Hallu setting 'tempo'"),
+    (lambda i: i.load("/nonexistent/model"), "load: /nonexistent/model: no such model folder"),
+    (lambda i: i.hallucinate(), "hallucinate: no model loaded"),
+])
+def test_bad_input_without_a_model(call, message):
+    with pytest.raises(GanspacesynthError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        call(Instrument())
+
+
+def test_bad_input_with_a_model(instrument):
+    with pytest.raises(GanspacesynthError, match="pitch: 200 is not a pitch .* 24..84"):
+        instrument.set_pitch(200)
+    with pytest.raises(GanspacesynthError, match="z: expected 256 values"):
+        instrument.set_z([0.0] * 3)
+    with pytest.raises(GanspacesynthError, match="z-random: seed -2 is negative"):
+        instrument.random_z(-2)
+    instrument.set_mode("layer")
+    with pytest.raises(GanspacesynthError, match="generate: no PCA loaded"):
+        instrument.generate()
+
+
+def test_z_mode_without_pca_is_plain_generation(instrument, reference_model):
+    instrument.set_mode("z")
+    instrument.random_z(4)
+    instrument.set_pitch(48)
+    clip = instrument.generate(44100)
+    expected = reference_model.generate(reference_model.random_z(1, seed=4), 48)[0]
+    np.testing.assert_allclose(clip, resample(expected, 16000, 44100), atol=1e-5 * np.abs(expected).max())
+    assert clip.dtype == np.float32 and clip.shape == (176400,)
+
+
+def test_pca_coefficient_counts(instrument, reference_dir):
+    pytest.importorskip("ganspacesynth.pca", reason="the engine cannot load PCAs yet")
+    i = Instrument()
+    n, _, _ = i.load(reference_dir, reference_dir / "pca_conv0.pickle")
+    with pytest.raises(GanspacesynthError, match=f"coeffs: {n + 1} coefficients given but the PCA has {n}"):
+        i.set_coefficients([0.5] * (n + 1))
+    with pytest.raises(GanspacesynthError, match=f"coeff: index {n} is out of range"):
+        i.set_coefficient(n, 1.0)
+    i.set_coefficients([1.0, -1.0])      # the rest are zero
+    assert i.generate().shape == (64000,)
+
+
+def test_test_delay(monkeypatch, instrument):
+    import time
+
+    instrument.set_mode("z")
+    monkeypatch.setenv("GANSPACESYNTH_TEST_DELAY", "0.3")
+    start = time.perf_counter()
+    instrument.generate()
+    assert time.perf_counter() - start >= 0.3
