@@ -163,9 +163,52 @@ def bench_load(table, args, model):
     table.add("load model + first clip (full size, in process)", seconds, spread, "s")
 
 
+def _native_dir():
+    """Where the built bridge is: GANSPACESYNTH_PD_PATH, the installed package, or a CMake build."""
+    import subprocess
+
+    from ganspacesynth import pd_path
+
+    for folder in (os.environ.get("GANSPACESYNTH_PD_PATH"), str(pd_path())):
+        if folder and list(Path(folder).glob("libganspacesynth_bridge.*")):
+            return Path(folder)
+    build = HERE.parent / "build" / "bench"
+    subprocess.run(["cmake", "-S", str(HERE.parent), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
+                   check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+    return build / "pd"
+
+
+def bench_bridge(table, args, model):
+    """The path the Pd external takes: a C host, libpython loaded globally, then the bridge."""
+    import subprocess
+    import sysconfig
+
+    native = _native_dir()
+    bridge = next(native.glob("libganspacesynth_bridge.*"))
+    libpython = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
+    with tempfile.TemporaryDirectory() as tmp:
+        host = Path(tmp) / "bridge_host"
+        subprocess.run(["cc", "-O2", "-o", str(host), str(HERE / "bridge_host.c"), "-ldl"], check=True)
+        folder = Path(tmp) / "model"
+        model.save(folder)
+        loads, clips = [], []
+        for _ in range(max(2, args.repeats // 2)):
+            run = subprocess.run([str(host), str(libpython), str(bridge), str(folder), str(args.repeats)],
+                                 capture_output=True, text=True, check=True)
+            for line in run.stdout.splitlines():
+                kind, value = line.split()
+                (loads if kind == "load" else clips).append(float(value))
+    table.add("bridge: start Python + load model to ready (full size)", statistics.median(loads),
+              max(loads) - min(loads), "s", "a fresh process each time")
+    table.add("bridge: generate one clip, resampled to 48 kHz", statistics.median(clips),
+              max(clips) - min(clips), "s/clip")
+
+
 SECTIONS = {
     "generation": bench_generation,
     "load": bench_load,
+    "bridge": bench_bridge,
 }
 
 
