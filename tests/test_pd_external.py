@@ -264,3 +264,53 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     # The worst block includes the OS preempting Pd's thread (2 cores shared
     # with TensorFlow's threads): a sanity bound, not a real-time guarantee.
     assert max1 < 100_000 and max2 < 100_000
+
+
+def test_hallucinate_matches_the_engine(pd_dir, tmp_path, reference_model):
+    """`hallucinate ARRAY` renders the steps with the Hallu settings into the
+    array, with `progress` on the way, as ganspacesynth.hallucinate does."""
+    if not pca_support():
+        pytest.fail("the engine cannot load PCAs, so Hallu cannot run", pytrace=False)
+    steps = [[2.0, 0.0, -1.0], [-1.0, 1.5], [0.5, -2.0, 0.0, 1.0]]
+    settings = {"interp": 2, "spacing": 0.15, "trim": 0.1, "attack": 0.2, "sustain": 0.3, "release": 0.4}
+    patch = Patch()
+    load = patch.obj("loadbang")
+    messages = patch.msg(", ".join([f"load {FIXTURE} {FIXTURE_PCA}", "steps-clear"]
+                                   + [f"step {' '.join(map(str, s))}" for s in steps]
+                                   + [f"{k} {v}" for k, v in settings.items()]
+                                   + ["hallucinate composition"]))
+    gss = patch.obj("ganspacesynth~")
+    patch.obj("table composition")
+    show = patch.obj("print reply")
+    route = patch.obj("route written error")
+    save = patch.msg(f"write -wave -bytes 4 {tmp_path / 'hallu.wav'} composition")
+    soundfiler = patch.obj("soundfiler")
+    quit_ = patch.msg("; pd quit")
+    patch.chain(load, messages, gss)
+    patch.connect(gss, 1, show)
+    patch.connect(gss, 1, route)
+    patch.connect(route, 0, save)
+    patch.chain(save, soundfiler, quit_)
+    patch.connect(route, 1, quit_)
+    code, stderr = run_pd(patch.write(tmp_path / "hallu.pd"), pd_dir)
+    replies = printed(stderr, "reply")
+    assert code == 0, stderr[-3000:]
+    assert not [r for r in replies if r.startswith("error")], replies
+    progress = [float(r.split()[1]) for r in replies if r.startswith("progress")]
+    assert progress and progress[-1] == 1.0 and progress == sorted(progress)
+
+    from ganspacesynth import hallucinate
+    from ganspacesynth.pca import load_pca
+
+    pca = load_pca(FIXTURE_PCA)
+    padded = np.zeros((len(steps), pca.n_components), np.float32)
+    for row, step in zip(padded, steps):
+        row[:len(step)] = step
+    audio, _ = hallucinate(reference_model, pca, padded, interp_steps=2, spacing=0.15, start_trim=0.1,
+                           attack=0.2, sustain=0.3, release=0.4)
+    expected = engine_clip(audio, reference_model)
+    written = read_wav(tmp_path / "hallu.wav")
+    assert f"written composition {len(expected)}" in replies
+    error = relative_error(written, expected)
+    print(f"Hallu: max |Pd - engine| / peak = {error:.2e}")
+    assert error <= TOLERANCE

@@ -353,6 +353,8 @@ class Instrument:
         steps = np.stack([self._padded(step, "hallucinate") for step in self.steps])
         kwargs = {HALLU_SETTINGS[name][0]: value for name, value in self.hallu.items()}
         _test_delay()
+        if self.mode != "layer":
+            kwargs["z"] = self.z
         audio, _points = hallucinate(model, pca, steps, mode=self.mode, pitch=self.pitch,
                                      progress=progress, **kwargs)
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
