@@ -266,6 +266,90 @@ def _run_demo(args):
     wav = _render_session(session, args)
     print(f"demo written: {wav.resolve()} and {Path(args.plot).resolve()}")
 
+def _add_train(sub):
+    p = sub.add_parser(
+        "train", help="train a GANSynth model on a prepared dataset (resumable)",
+        description="Train GANSynth (progressive growing, WGAN-GP, pitch classifier, generator "
+                    "EMA) on a dataset folder made by 'prepare'. Checkpoints go to OUT_DIR/train/ "
+                    "and rerunning the same command resumes from the newest one; TensorBoard "
+                    "scalars go to OUT_DIR/logs/; the model (EMA weights, ganspacesynth format) is "
+                    "exported to OUT_DIR/model/ when the run ends or stops at --steps. Defaults are "
+                    "Magenta's released models; --preset cpu-small trains a small model on a CPU.")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder (audio/*.wav + meta.json)")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="run folder (new, or a run to resume)")
+    p.add_argument("--preset", default="gansynth", choices=("gansynth", "cpu-small"),
+                   help="starting settings (default gansynth: Magenta's released models)")
+    p.add_argument("--config", metavar="JSON",
+                   help="JSON file of settings (ModelConfig and TrainConfig keys, flat or under "
+                        "\"model\" / \"train\"), applied over the preset")
+    p.add_argument("--fmap-base", type=int, help="filters: min(fmap_base / 2**block, fmap_max)")
+    p.add_argument("--fmap-max", type=int, help="maximum filters per conv")
+    p.add_argument("--latent-size", type=int, help="length of z (default 256)")
+    p.add_argument("--batch-size", type=int, help="batch size at every resolution (default 8)")
+    p.add_argument("--stage-images", metavar="N[,N...]",
+                   help="images per stage: one number for every stage, or 2*R-1 numbers")
+    p.add_argument("--stable-images", type=int, help="images per stable stage (default 800000)")
+    p.add_argument("--transition-images", type=int,
+                   help="images per transition stage (default 800000)")
+    p.add_argument("--total-images", type=int, help="images in the whole run (default 11000000)")
+    p.add_argument("--learning-rate", type=float, help="Adam learning rate of G and D (default 8e-4)")
+    p.add_argument("--seed", type=int, help="seed of the initial weights, data order and noise")
+    p.add_argument("--steps", type=int,
+                   help="stop when the step counter reaches this (saves and exports; rerun to go on)")
+    p.add_argument("--save-every", type=float, default=600.0, metavar="SECONDS",
+                   help="checkpoint interval, besides every stage change and the end (default 600)")
+    p.add_argument("--summary-every", type=int, default=20, metavar="STEPS",
+                   help="TensorBoard scalar interval (default 20)")
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy: one device, all local devices, or the workers "
+                        "named by TF_CONFIG")
+    p.add_argument("--cpu-devices", type=int, metavar="N",
+                   help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
+    p.add_argument("--threads", type=int, metavar="N", help="cap TensorFlow's CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args):
+    import json
+
+    from .train import TrainError, configure_devices, train
+
+    configure_devices(args.cpu_devices, args.threads)
+    settings = None
+    if args.config:
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                settings = json.load(f)
+        except (OSError, ValueError) as error:
+            raise TrainError(f"{args.config}: cannot read settings ({error})") from None
+    overrides = {}
+    for flag, key in (("fmap_base", "fmap_base"), ("fmap_max", "fmap_max"),
+                      ("latent_size", "latent_size"), ("stable_images", "stable_stage_images"),
+                      ("transition_images", "transition_stage_images"),
+                      ("total_images", "total_images"), ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    if args.batch_size is not None:
+        overrides["batch_size_schedule"] = [args.batch_size]
+    if args.learning_rate is not None:
+        overrides["generator_learning_rate"] = overrides["discriminator_learning_rate"] = args.learning_rate
+    if args.stage_images is not None:
+        try:
+            counts = [int(n) for n in args.stage_images.split(",")]
+        except ValueError:
+            raise TrainError(f"--stage-images {args.stage_images!r}: expected numbers separated by commas") from None
+        overrides["stage_images"] = counts
+    command = "ganspacesynth " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
+    path, trainer = train(args.dataset, args.out_dir, preset=args.preset, settings=settings,
+                          overrides=overrides, steps=args.steps, strategy=args.strategy,
+                          save_every=args.save_every, summary_every=args.summary_every,
+                          progress_bar=not args.no_progress, command=command)
+    if path is not None:
+        state = "finished" if trainer.done else f"stopped at step {int(trainer.step.numpy())}"
+        print(f"training {state}; model written to {path}")
+
+
 COMMANDS = [
     _add_info,
     _add_generate,
@@ -274,6 +358,7 @@ COMMANDS = [
     _add_hallu,
     _add_demo,
     _add_pd_path,
+    _add_train,
 ]
 
 
