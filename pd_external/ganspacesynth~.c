@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1249,9 +1250,15 @@ static int start_worker(shared *sh)
     pthread_attr_t attr;
     sigset_t all, old;
     int rc;
+    struct sched_param normal = {0};
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, WORKER_STACK);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* Pd's thread may run at real-time priority (pd -rt): the engine,
+        and TensorFlow's threads that inherit from it, must not */
+    pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+    pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+    pthread_attr_setschedparam(&attr, &normal);
         /* signals are Pd's business: keep them on Pd's threads */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
