@@ -249,7 +249,10 @@ static void post_reply(shared *sh, reply *r)
 
 static reply *reply_new(reply_kind kind)
 {
-    return calloc(1, sizeof(reply));
+    reply *r = calloc(1, sizeof(reply));
+    if (r)
+        r->kind = kind;
+    return r;
 }
 
 static void post_simple(shared *sh, reply_kind kind, float a, float b, float c)
@@ -257,7 +260,6 @@ static void post_simple(shared *sh, reply_kind kind, float a, float b, float c)
     reply *r = reply_new(kind);
     if (!r)
         return;
-    r->kind = kind;
     r->numbers[0] = a, r->numbers[1] = b, r->numbers[2] = c;
     post_reply(sh, r);
 }
@@ -272,7 +274,6 @@ static void post_error(shared *sh, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    r->kind = R_ERROR;
     r->text = strdup(text);
     post_reply(sh, r);
 }
@@ -437,7 +438,6 @@ static int run_job(shared *sh, int engine, job *j)
                 gss_clip_free(clip);
                 break;
             }
-            r->kind = R_HALLU;
             r->clip = clip;
             r->array = j->array;
             post_reply(sh, r);
@@ -1277,7 +1277,16 @@ static void *ganspacesynth_new(t_symbol *s, int argc, t_atom *argv)
         pd_free(&x->obj.ob_pd);
         return NULL;
     }
-    pthread_mutex_init(&sh->lock, NULL);
+    {
+            /* Pd's thread (perhaps real-time) locks this for a few
+            instructions, the worker (normal priority) too: with priority
+            inheritance a preempted worker cannot make Pd wait long */
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+        pthread_mutex_init(&sh->lock, &attr);
+        pthread_mutexattr_destroy(&attr);
+    }
     pthread_cond_init(&sh->wake, NULL);
     atomic_init(&sh->cancel, 0);
     gss_handoff_init(&sh->handoff);
