@@ -106,9 +106,11 @@ class Patch:
         return path
 
 
-def run_pd(patch, pd_dir, env=None, timeout=240, extra=()):
-    """Run a patch in batch mode; return (returncode, stderr text)."""
-    environment = dict(os.environ)
+def run_pd(patch, pd_dir, env=None, timeout=240, extra=(), clean_env=False):
+    """Run a patch in batch mode; return (returncode, stderr text).
+
+    env adds to the test's environment, or replaces it with clean_env."""
+    environment = {} if clean_env else dict(os.environ)
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     environment.update(env or {})
     # -nrt: no real-time priority and no watchdog process (which signals a
