@@ -924,25 +924,35 @@ static float *floats_from_array(t_ganspacesynth *x, const char *what, t_symbol *
 }
 
 /* A model folder or file named in a message: "default" as it is, otherwise
-   relative to the patch's folder, then along Pd's search path. A name found
-   nowhere is passed on as it is, for the engine to explain. */
+   relative to the patch's folder, then along Pd's search path (with the
+   patch's [declare -path]s). A name found nowhere is passed on as it is,
+   for the engine to explain. */
 static char *resolve_path(t_ganspacesynth *x, t_symbol *name)
 {
+        /* canvas_open only opens files: a model folder is found by the
+        file that makes it one (Magenta's experiment.json, ours config.json) */
+    static const char *landmarks[] = {"", "/experiment.json", "/config.json"};
     char dir[MAXPDSTRING], *base, full[MAXPDSTRING * 2 + 2];
     struct stat st;
+    unsigned i;
     int fd;
     if (!strcmp(name->s_name, "default") || sys_isabsolutepath(name->s_name))
         return strdup(name->s_name);
     snprintf(full, sizeof(full), "%s/%s", canvas_getdir(x->canvas)->s_name, name->s_name);
     if (!stat(full, &st))
         return strdup(full);
-        /* canvas_open covers [declare -path] and Pd's search path; it opens
-        files, and model folders too where the OS lets a folder be opened */
-    if ((fd = canvas_open(x->canvas, name->s_name, "", dir, &base, MAXPDSTRING, 1)) >= 0)
+    for (i = 0; i < sizeof(landmarks) / sizeof(*landmarks); i++)
     {
-        sys_close(fd);
-        snprintf(full, sizeof(full), "%s/%s", dir, base);
-        return strdup(full);
+        snprintf(full, sizeof(full), "%s%s", name->s_name, landmarks[i]);
+        if ((fd = canvas_open(x->canvas, full, "", dir, &base, MAXPDSTRING, 1)) >= 0)
+        {
+            sys_close(fd);
+            if (*landmarks[i])
+                snprintf(full, sizeof(full), "%s", dir);  /* the folder holding the landmark */
+            else
+                snprintf(full, sizeof(full), "%s/%s", dir, base);
+            return strdup(full);
+        }
     }
     return strdup(name->s_name);
 }

@@ -132,10 +132,21 @@ def test_generated_clip_matches_the_engine(pd_dir, tmp_path, reference_model):
     assert f"loaded {pca.n_components} 16000 64000" in replies
 
 
-def test_bad_input_gets_error_replies(pd_dir, tmp_path):
-    """Each mistake gets its own `error` reply with a message that says what is wrong."""
+def test_paths_and_bad_input(pd_dir, tmp_path):
+    """Model and PCA paths are found relative to the patch, then along Pd's
+    search path; each mistake gets its own `error` reply that says what is
+    wrong."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine").symlink_to(FIXTURE)
+    searched = tmp_path / "elsewhere"
+    searched.mkdir()
+    (searched / "theirs").symlink_to(FIXTURE)
+    (searched / "directions.pickle").symlink_to(FIXTURE_PCA)
     bad = [
-        ("generate", "no model loaded"),
+        ("load models/mine", None),                   # beside the patch
+        ("load theirs directions.pickle", None),      # on the search path
+        ("unload", None),
+        # (no `generate` here: the one below would replace it while it waits)
         ("pitch 60", "no model loaded"),
         ("load /nonexistent/model", "no such model folder"),
         ("frobnicate 1 2", "unknown message 'frobnicate'"),
@@ -170,9 +181,12 @@ def test_bad_input_gets_error_replies(pd_dir, tmp_path):
     patch.connect(gss, 1, last)
     patch.connect(last, 0, select)
     patch.connect(select, 0, quit_)
-    code, stderr = run_pd(patch.write(tmp_path / "errors.pd"), pd_dir)
+    code, stderr = run_pd(patch.write(tmp_path / "errors.pd"), pd_dir, extra=["-path", str(searched)])
     assert code == 0, stderr[-3000:]
-    errors = [r[len("error "):] for r in printed(stderr, "reply") if r.startswith("error")]
+    replies = printed(stderr, "reply")
+    loaded = [r for r in replies if r.startswith("loaded")]
+    assert loaded[:2] == ["loaded 0 16000 64000", "loaded 32 16000 64000"], replies
+    errors = [r[len("error "):] for r in replies if r.startswith("error")]
     expected = [text for _, text in bad if text]
     assert len(errors) == len(expected), "\n".join(errors)
     # Mistakes found on Pd's thread are answered at once, the engine's later:
