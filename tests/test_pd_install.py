@@ -77,3 +77,14 @@ def test_plain_pd_loads_the_installed_engine(installed_pd_folder, tmp_path):
     code, stderr = run_pd(path, installed_pd_folder, env=env, clean_env=True)
     assert code == 0, stderr[-3000:]
     assert "loaded 0 16000 64000" in printed(stderr, "reply"), stderr[-3000:]
+
+
+def test_cli_pd_path():
+    """`ganspacesynth pd-path` prints the package's Pd folder; it fails (status 1)
+    when the package was installed without the external, so that scripts stop."""
+    import ganspacesynth
+
+    result = subprocess.run([sys.executable, "-m", "ganspacesynth", "pd-path"], capture_output=True,
+                            text=True)
+    assert result.stdout.strip() == str(ganspacesynth.pd_path())
+    assert result.returncode == (0 if ganspacesynth.pd_path().is_dir() else 1), result.stderr
