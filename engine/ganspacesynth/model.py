@@ -243,6 +243,13 @@ class Model:
         """Audio with layer ``name``'s output replaced by ``values``: the hook GANSpace edits through."""
         return specgrams_to_waves(self.specgrams_from_layer(name, values))
 
+    def synthesize(self, pca, coefficients, z=None, pitch=None, space=None, batch_size=8):
+        """Audio from GANSpace coefficients along ``pca``'s directions; the formula and the
+        spaces (``layer``, ``z``, ``latent``) are documented once, in ``pca.py``."""
+        from .pca import synthesize
+
+        return synthesize(self, pca, coefficients, z=z, pitch=pitch, space=space, batch_size=batch_size)
+
     # --- saving ------------------------------------------------------------
     def save(self, path, **extra):
         """Write the model in ganspacesynth's format (config.json + TF checkpoint)."""
