@@ -350,6 +350,151 @@ def _run_train(args):
         print(f"training {state}; model written to {path}")
 
 
+def _usage_errors(run):
+    """Bad numbers or pitches (ValueError from the engine) become one-line errors, as bad files do."""
+    def wrapped(args):
+        from .errors import GanspacesynthError
+
+        try:
+            return run(args)
+        except ValueError as error:
+            raise GanspacesynthError(str(error)) from None
+
+    return wrapped
+
+
+def _coefficient_list(text):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 1,-0.5, got {text!r}")
+
+
+def _add_pca(sub):
+    from .pca import DEFAULT_COMPONENTS, DEFAULT_SAMPLES
+
+    p = sub.add_parser("pca", help="find GANSpace directions: PCA of one generator layer",
+                       description="Sample random z, run the generator up to LAYER, fit the estimator to "
+                                   "the activations and write the directions (and the latent directions "
+                                   "the 'latent' space plays) to a .npz file.")
+    p.add_argument("model", help="model folder or 'default'")
+    p.add_argument("-o", "--output", required=True, help="output .npz file")
+    p.add_argument("--layer", default="conv0", help="layer to hook (default conv0; see 'ganspacesynth info')")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                   help=f"number of random samples (default {DEFAULT_SAMPLES})")
+    p.add_argument("--components", type=int, default=DEFAULT_COMPONENTS,
+                   help=f"number of components (default {DEFAULT_COMPONENTS})")
+    p.add_argument("--estimator", choices=["ipca", "cov", "pca", "ica"], default="ipca",
+                   help="ipca: incremental, as the paper (default); cov: exact and fastest, layers up to "
+                        "16384 values; pca, ica: keep all samples in memory")
+    p.add_argument("--pitch", type=int, help="sample at this MIDI pitch only (default: all of the model's)")
+    p.add_argument("--batch-size", type=int, help="samples per generator batch (default: about 64 MiB)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--latent-samples", type=int,
+                   help="samples for the latent directions (default min(samples, 16384); 0: none)")
+    p.set_defaults(run=_usage_errors(_run_pca))
+
+
+def _run_pca(args):
+    from .model import load_model
+    from .pca import compute_pca
+
+    model = load_model(args.model)
+    pca = compute_pca(model, layer=args.layer, n_samples=args.samples, n_components=args.components,
+                      estimator=args.estimator, pitch=args.pitch, batch_size=args.batch_size, seed=args.seed,
+                      progress=True, latent_samples=args.latent_samples)
+    print(pca.save(args.output))
+    print(pca.summary())
+
+
+def _synthesis_args(p):
+    p.add_argument("--z-seed", type=int, help="play around the z drawn from this seed (default space: z)")
+    p.add_argument("--pitch", type=int,
+                   help="MIDI pitch in the z and latent spaces (default: the model's middle pitch)")
+    p.add_argument("--space", choices=["layer", "z", "latent"],
+                   help="layer: mean + edit, z and pitch have no effect (default without --z-seed); "
+                        "z: edit added to z's activation (default with --z-seed); latent: z moved along "
+                        "the latent directions, around --z-seed's z or zero")
+
+
+def _synthesis_kwargs(model, args):
+    kwargs = {"space": args.space}
+    if args.z_seed is not None:
+        kwargs["z"] = model.random_z(1, seed=args.z_seed)[0]
+    if args.pitch is not None:
+        kwargs["pitch"] = args.pitch
+    return kwargs
+
+
+def _add_synth(sub):
+    p = sub.add_parser("synth", help="synthesise a clip from GANSpace coefficients",
+                       description="Synthesise audio from coefficients along a PCA's components "
+                                   "(in standard deviations): layer = mean + sum_i c_i * stdev_i * "
+                                   "component_i, or the same edit added to a z's activation, or z moved "
+                                   "along the latent directions.")
+    p.add_argument("model", help="model folder or 'default'")
+    p.add_argument("pca", help="PCA file (.npz, or an original GANSpaceSynth pickle) or 'default'")
+    p.add_argument("--coeffs", type=_coefficient_list, action="append", required=True, metavar="C0,C1,...",
+                   help="comma-separated coefficients (missing ones are 0); write --coeffs=-1,0.5 when the "
+                        "first is negative; repeat for several clips (OUT_0.wav, OUT_1.wav, ...)")
+    p.add_argument("-o", "--output", required=True, help="output WAV file")
+    _synthesis_args(p)
+    p.set_defaults(run=_usage_errors(_run_synth))
+
+
+def _run_synth(args):
+    import numpy as np
+
+    from .audio import write_wav
+    from .model import load_model
+    from .pca import load_pca
+
+    model = load_model(args.model)
+    pca = load_pca(args.pca, model=model)
+    width = max(len(row) for row in args.coeffs)
+    rows = np.zeros((len(args.coeffs), max(width, 1)))
+    for i, row in enumerate(args.coeffs):
+        rows[i, :len(row)] = row
+    audio = model.synthesize(pca, rows[0] if len(rows) == 1 else rows, **_synthesis_kwargs(model, args))
+    for path in write_wav(args.output, audio, model.sample_rate):
+        print(path)
+
+
+def _add_describe(sub):
+    p = sub.add_parser("describe", help="what each component does to the sound (brightness, loudness...)",
+                       description="Sweep each of the first K components from -2 to +2 (the others at 0) "
+                                   "and report how spectral centroid, RMS loudness, spectral flatness and "
+                                   "fundamental frequency change, as a table and optionally a PNG plot.")
+    p.add_argument("model", help="model folder or 'default'")
+    p.add_argument("pca", help="PCA file or 'default'")
+    p.add_argument("-k", "--components", type=int, default=4, help="components to sweep (default 4)")
+    p.add_argument("--points", type=int, default=9, help="coefficients per sweep (default 9)")
+    p.add_argument("--limit", type=float, default=2.0, help="sweep from -LIMIT to +LIMIT (default 2)")
+    p.add_argument("--plot", metavar="PNG", help="also plot descriptor against coefficient")
+    _synthesis_args(p)
+    p.set_defaults(run=_usage_errors(_run_describe))
+
+
+def _run_describe(args):
+    from tqdm import tqdm
+
+    from .describe import format_sweep, plot_sweep, sweep
+    from .model import load_model
+    from .pca import load_pca
+
+    model = load_model(args.model)
+    pca = load_pca(args.pca, model=model)
+    k = min(args.components, pca.n_components)
+    with tqdm(total=k, desc="sweeping", unit="component", disable=None, leave=False) as bar:
+        result = sweep(model, pca, components=k, points=args.points, limit=args.limit,
+                       progress=lambda done, total: bar.update(done - bar.n),
+                       **_synthesis_kwargs(model, args))
+    print(format_sweep(result))
+    if args.plot:
+        title = f"{pca.layer} {pca.estimator}: descriptors along components"
+        print(plot_sweep(result, args.plot, title=title))
+
+
 COMMANDS = [
     _add_info,
     _add_generate,
@@ -359,6 +504,9 @@ COMMANDS = [
     _add_demo,
     _add_pd_path,
     _add_train,
+    _add_pca,
+    _add_synth,
+    _add_describe,
 ]
 
 
