@@ -1,0 +1,353 @@
+"""GANSpace: estimators, the PCA file format, safe reading of original pickles, synthesis, descriptors."""
+
+import builtins
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import ganspacesynth
+from ganspacesynth import describe
+from ganspacesynth.errors import PCAError
+from ganspacesynth.pca import PCA, compute_pca, load_pca, synthesize_specgrams
+
+from conftest import REFERENCE_DIR, relative_error
+
+PCA_PICKLE = REFERENCE_DIR / "pca_conv0.pickle"
+# Four ipca batches of 2048 exercise its incremental updates. The estimators
+# see the same samples (same seed), so where they differ it is the algorithm,
+# not sampling noise; sklearn's SVDs make more samples slow here.
+SAMPLES = 8192
+
+
+@pytest.fixture(scope="module")
+def original_pca():
+    return load_pca(PCA_PICKLE)
+
+
+@pytest.fixture(scope="module")
+def cov_pca(reference_model):
+    """An exact PCA of the small model's conv0, with latent directions."""
+    return compute_pca(reference_model, n_samples=SAMPLES, n_components=8, estimator="cov", seed=0,
+                       latent_samples=6000)
+
+
+# --- the original GANSpaceSynth file ---------------------------------------------
+
+def test_original_pickle_reproduces_the_reference_edits(reference_model, reference, original_pca):
+    pca = original_pca
+    assert (pca.layer, pca.layer_shape, pca.n_components, pca.model_id) == ("conv0", (2, 16, 32), 32, None)
+    assert relative_error(pca.layer_values(reference["edits"]), reference["edit_layer"]) < 1e-6
+    specgrams = synthesize_specgrams(reference_model, pca, reference["edits"])
+    assert relative_error(specgrams, reference["edit_specgram"]) < 1e-4
+    audio = reference_model.synthesize(pca, reference["edits"])
+    assert audio.shape == (4, 64000)
+    assert relative_error(audio, reference["edit_wave"]) < 1e-3
+    one = reference_model.synthesize(pca, reference["edits"][2][:3])  # fewer coefficients: the rest are 0
+    assert one.shape == (64000,)
+    assert relative_error(one, reference["edit_wave"][2]) < 1e-3
+
+
+class _RunsCommand:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class _Evaluates:
+    def __init__(self, code):
+        self.code = code
+
+    def __reduce__(self):
+        return builtins.eval, (self.code,)
+
+
+def _original_dict():
+    with open(PCA_PICKLE, "rb") as f:
+        data = f.read()
+    return pickle.loads(data)  # the project's own fixture, trusted here to build the attacks
+
+
+@pytest.mark.parametrize("attack", ["os.system", "eval", "custom class", "extra key", "object array",
+                                    "list", "int array", "structured array", "not a dict"])
+def test_pickles_beyond_plain_arrays_are_refused_and_run_nothing(tmp_path, attack):
+    marker = tmp_path / "marker"
+    data = _original_dict()
+    if attack == "os.system":
+        data["comp"] = _RunsCommand(f"touch {marker}")
+    elif attack == "eval":
+        data["stdev"] = _Evaluates(f"open({str(marker)!r}, 'w').close()")
+    elif attack == "custom class":
+        data["layer"] = _RunsCommand("true")
+    elif attack == "extra key":
+        data["note"] = "hello"
+    elif attack == "object array":
+        data["stdev"] = np.array([1.0, "x"], dtype=object)
+    elif attack == "list":
+        data["stdev"] = [1.0] * 32
+    elif attack == "int array":
+        data["stdev"] = np.ones(32, dtype=np.int64)
+    elif attack == "structured array":
+        data["stdev"] = np.zeros(32, dtype=[("a", "f4"), ("b", "f4")])
+    else:
+        data = [data]
+    path = tmp_path / "evil.pickle"
+    path.write_bytes(pickle.dumps(data))
+    with pytest.raises(PCAError, match="refused|not a"):
+        load_pca(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_plain_pickles_of_every_protocol_are_read(tmp_path, protocol, original_pca):
+    path = tmp_path / "pca.pickle"
+    path.write_bytes(pickle.dumps(_original_dict(), protocol=protocol))
+    pca = load_pca(path)
+    np.testing.assert_array_equal(pca.components, original_pca.components)
+    np.testing.assert_array_equal(pca.mean, original_pca.mean)
+
+
+def test_garbage_files_are_refused(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"not a pca at all")
+    with pytest.raises(PCAError, match="junk.npz"):
+        load_pca(path)
+    with pytest.raises(PCAError, match="no such"):
+        load_pca(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", x=np.ones(3))
+    with pytest.raises(PCAError, match="not a ganspacesynth PCA"):
+        load_pca(tmp_path / "other.npz")
+
+
+# --- computing ----------------------------------------------------------------------
+
+def test_estimators_agree_on_the_top_components(reference_model, cov_pca):
+    ref = cov_pca.components.reshape(cov_pca.n_components, -1)
+    for estimator in ("ipca", "pca"):
+        pca = compute_pca(reference_model, n_samples=SAMPLES, n_components=8, estimator=estimator, seed=0,
+                          batch_size=2048, latent_samples=0)
+        assert pca.estimator == estimator and pca.n_samples == SAMPLES
+        assert pca.model_id == reference_model.identifier
+        flat = pca.components.reshape(8, -1)
+        np.testing.assert_allclose(np.linalg.norm(flat, axis=1), 1, atol=1e-5)
+        cosines = np.abs(np.sum(flat[:5] * ref[:5], axis=1))
+        assert cosines.min() > 0.99, (estimator, cosines)
+        np.testing.assert_allclose(pca.stdev[:5], cov_pca.stdev[:5], rtol=0.01, err_msg=estimator)
+        np.testing.assert_allclose(pca.mean, cov_pca.mean, atol=1e-4)
+
+
+def test_components_are_sorted_signed_and_reproducible(reference_model, cov_pca):
+    flat = cov_pca.components.reshape(cov_pca.n_components, -1)
+    assert np.all(np.diff(cov_pca.stdev) <= 0)
+    assert np.all(flat[np.arange(len(flat)), np.abs(flat).argmax(axis=1)] > 0)
+    np.testing.assert_allclose(flat @ flat.T, np.eye(len(flat)), atol=1e-5)
+    calls = []
+    a = compute_pca(reference_model, n_samples=600, n_components=4, estimator="cov", seed=3, batch_size=64,
+                    latent_samples=0, progress=lambda stage, done, total: calls.append((done, total)))
+    b = compute_pca(reference_model, n_samples=600, n_components=4, estimator="cov", seed=3, batch_size=300,
+                    latent_samples=0)
+    np.testing.assert_allclose(a.components, b.components, atol=1e-5)
+    assert calls[-1] == (600, 600) and len(calls) > 1
+
+
+def test_cov_finds_known_directions_of_a_wide_layer():
+    """Wider than 1024 values: cov takes the Lanczos path; a large mean must not cancel the variance."""
+    from ganspacesynth.pca import CovarianceEstimator, _finish
+
+    rng = np.random.default_rng(0)
+    d, n = 1536, 2000
+    basis = np.linalg.qr(rng.standard_normal((d, 6)))[0].T
+    stdev = np.array([10.0, 8.0, 6.0, 4.0, 3.0, 2.0])
+    X = (rng.standard_normal((n, 6)) * stdev) @ basis + 0.1 * rng.standard_normal((n, d)) + 100.0
+    fit = CovarianceEstimator(4, d, n, 0)
+    for part in np.array_split(X.astype(np.float32), 5):
+        fit.partial_fit(part)
+    components, found, ratio, mean = fit.result()
+    components, found, ratio = _finish(components, found, ratio)
+    assert np.abs(np.sum(components * basis[:4], axis=1)).min() > 0.99
+    exact_values, exact_vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+    exact_vectors = exact_vectors[:, ::-1][:, :4].T
+    assert np.abs(np.sum(components * exact_vectors, axis=1)).min() > 1 - 1e-6
+    np.testing.assert_allclose(found, np.sqrt(exact_values[::-1][:4]), rtol=1e-5)
+    np.testing.assert_allclose(ratio, exact_values[::-1][:4] / exact_values.sum(), rtol=1e-5)
+    np.testing.assert_allclose(mean, X.mean(axis=0), atol=1e-4)
+
+
+def test_ica_gives_unit_directions_sorted_by_stdev(reference_model):
+    pca = compute_pca(reference_model, n_samples=1500, n_components=4, estimator="ica", seed=0,
+                      latent_samples=0)
+    flat = pca.components.reshape(4, -1)
+    np.testing.assert_allclose(np.linalg.norm(flat, axis=1), 1, atol=1e-5)
+    assert np.all(np.diff(pca.stdev) <= 0) and np.all(pca.stdev > 0)
+
+
+def test_one_pitch_and_bad_arguments(reference_model):
+    pca = compute_pca(reference_model, n_samples=200, n_components=4, estimator="pca", pitch=40,
+                      latent_samples=0)
+    assert pca.pitch == 40
+    with pytest.raises(ValueError, match="estimator"):
+        compute_pca(reference_model, estimator="svd")
+    with pytest.raises(ValueError, match="layer"):
+        compute_pca(reference_model, layer="conv9")
+    with pytest.raises(ValueError, match="n_samples"):
+        compute_pca(reference_model, n_samples=8, n_components=8)
+    with pytest.raises(ValueError, match="pitch"):
+        compute_pca(reference_model, n_samples=100, n_components=4, pitch=200)
+    with pytest.raises(PCAError, match="ipca"):  # 65536 values: too big a covariance
+        compute_pca(reference_model, layer="conv0_4", estimator="cov")
+
+
+# --- the file format ------------------------------------------------------------------
+
+def test_save_load_round_trip(tmp_path, reference_model, cov_pca):
+    assert (ganspacesynth.compute_pca, ganspacesynth.load_pca, ganspacesynth.PCA) == (compute_pca, load_pca, PCA)
+    path = cov_pca.save(tmp_path / "pca.npz")
+    loaded = load_pca(path, model=reference_model)
+    for name in ("components", "stdev", "explained_variance_ratio", "mean", "latent_directions",
+                 "latent_stdev"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(cov_pca, name), err_msg=name)
+    for name in ("layer", "layer_shape", "estimator", "n_samples", "model_id", "pitch", "seed",
+                 "latent_samples", "n_components"):
+        assert getattr(loaded, name) == getattr(cov_pca, name), name
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["metadata"]))
+    assert meta["format"] == "ganspacesynth-pca" and meta["version"] == 1
+    assert meta["layer_shape"] == [2, 16, 32] and meta["model_id"] == reference_model.identifier
+
+
+def test_a_pca_of_another_model_or_layer_shape_is_refused(tmp_path, reference_model, cov_pca):
+    from ganspacesynth.generator import Generator
+    from ganspacesynth.model import Model
+
+    other_model = Model(Generator(reference_model.config))  # same architecture, other weights
+    path = cov_pca.save(tmp_path / "pca.npz")
+    with pytest.raises(PCAError, match=f"computed on model {reference_model.identifier}"):
+        load_pca(path, model=other_model)
+    with pytest.raises(PCAError, match="computed on model"):
+        other_model.synthesize(load_pca(path), [1.0])
+    wrong = PCA("conv0", np.ones((1, 2, 16, 16)) / 16, [1.0], [0.1], np.zeros((2, 16, 16)), estimator="pca")
+    with pytest.raises(PCAError, match=r"shape \(2, 16, 16\).*has shape \(2, 16, 32\)"):
+        reference_model.synthesize(wrong, [1.0])
+
+
+def test_coefficient_errors(reference_model, original_pca):
+    with pytest.raises(ValueError, match="33 coefficients"):
+        reference_model.synthesize(original_pca, np.ones(33))
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            reference_model.synthesize(original_pca, [1.0, bad])
+    with pytest.raises(ValueError, match="one vector"):
+        original_pca.edit(np.ones((1, 1, 2)))
+    with pytest.raises(ValueError, match="space"):
+        reference_model.synthesize(original_pca, [1.0], space="w")
+    with pytest.raises(ValueError, match="no effect"):
+        reference_model.synthesize(original_pca, [1.0], pitch=40, space="layer")
+    np.testing.assert_array_equal(original_pca.edit([1.0]), original_pca.edit([1.0] + [0.0] * 31))
+
+
+# --- synthesis ----------------------------------------------------------------------------
+
+def test_z_space_adds_the_edit_to_the_activation_of_z(reference_model, original_pca):
+    pca, model = original_pca, reference_model
+    z = model.random_z(2, seed=7)
+    c = np.array([[1.5, -0.5, 0.25], [0.0, 2.0, -1.0]])
+    manual = sum(c[:, i, None, None, None] * pca.stdev[i] * pca.components[i] for i in range(3))
+    expected = model.specgrams_from_layer("conv0", model.layer_output("conv0", z, [40, 60]) + manual)
+    out = synthesize_specgrams(model, pca, c, z=z, pitch=[40, 60])
+    assert relative_error(out, expected) < 1e-5
+    audio = model.synthesize(pca, c[0], z=z[0], pitch=40)
+    assert audio.shape == (64000,)
+    assert relative_error(audio, model.synthesize(pca, c, z=z, pitch=[40, 60])[0]) < 1e-5
+
+
+def test_latent_directions_move_one_component_and_keep_pitch(reference_model, cov_pca, original_pca):
+    model, pca = reference_model, cov_pca
+    assert pca.latent_directions.shape == (8, 256)
+    np.testing.assert_allclose(np.linalg.norm(pca.latent_directions, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(pca.latent_stdev, 1, atol=0.1)  # z is standard normal in every direction
+    z = model.random_z(16, seed=11)
+    before = model.layer_output("conv0", z, 48)
+    after = model.layer_output("conv0", z + pca.latent_stdev[0] * pca.latent_directions[0], 48)
+    change = (after - before).reshape(16, -1)
+    cosines = change @ pca.components[0].reshape(-1) / np.linalg.norm(change, axis=1)
+    # The rest of the change lies outside the top components (the spectrum is flat).
+    assert cosines.min() > 0.6, cosines
+    moved = pca.coordinates(after) - pca.coordinates(before)
+    assert 0.5 < moved[:, 0].mean() < 1.5
+    assert np.abs(moved[:, 1:]).max() < 0.2 * moved[:, 0].mean()
+
+    c = [1.0, -0.5]
+    expected = model.generate_specgrams(z[:1] + pca.latent_offset(c), 48)[0]
+    out = synthesize_specgrams(model, pca, c, z=z[0], pitch=48, space="latent")
+    assert relative_error(out, expected) < 1e-5
+    low = synthesize_specgrams(model, pca, c, pitch=36, space="latent")
+    high = synthesize_specgrams(model, pca, c, pitch=72, space="latent")
+    assert relative_error(low, high) > 0.05  # the pitch label still steers
+    with pytest.raises(PCAError, match="no latent directions"):
+        model.synthesize(original_pca, c, space="latent")
+
+
+# --- descriptors ------------------------------------------------------------------------
+
+SR = 16000
+T = np.arange(64000) / SR
+
+
+@pytest.mark.parametrize("frequency", [55.0, 220.0, 1000.0])
+def test_descriptors_of_a_sine(frequency):
+    sine = 0.5 * np.sin(2 * np.pi * frequency * T)
+    assert describe.spectral_centroid(sine, SR) == pytest.approx(frequency, rel=0.01)
+    assert describe.spectral_flatness(sine, SR) < 1e-6
+    assert describe.f0(sine, SR) == pytest.approx(frequency, rel=0.005)
+    assert describe.rms_db(sine) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.01)
+
+
+def test_descriptors_of_noise_harmonics_and_silence():
+    noise = 0.1 * np.random.default_rng(0).standard_normal(64000)
+    assert describe.spectral_flatness(noise, SR) > 0.5
+    assert describe.spectral_centroid(noise, SR) == pytest.approx(SR / 4, rel=0.02)
+    assert np.isnan(describe.f0(noise, SR))
+    saw = sum(np.sin(2 * np.pi * 110 * h * T) / h for h in range(1, 20)) * 0.3
+    assert describe.f0(saw, SR) == pytest.approx(110, rel=0.005)
+    assert describe.rms_db(np.ones(100)) == pytest.approx(0.0)
+    silent = describe.descriptors(np.zeros(64000), SR)
+    assert silent["rms"] == -120 and np.isnan(silent["centroid"]) and np.isnan(silent["f0"])
+    both = describe.descriptors(np.stack([saw, noise]), SR)
+    assert both["f0"].shape == (2,) and np.isnan(both["f0"][1])
+
+
+def test_sweep_table_and_plot(tmp_path, reference_model, original_pca):
+    result = describe.sweep(reference_model, original_pca, components=2, points=3)
+    assert result["centroid"].shape == (2, 3) and list(result["coefficients"]) == [-2, 0, 2]
+    text = describe.format_sweep(result)
+    assert "component 1" in text and "centroid Hz" in text
+    png = describe.plot_sweep(result, tmp_path / "sweep.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the command line ----------------------------------------------------------------------
+
+def test_cli_pca_synth_describe(tmp_path, capsys):
+    import soundfile
+
+    from ganspacesynth.cli import main
+
+    out = tmp_path / "pca.npz"
+    assert main(["pca", str(REFERENCE_DIR), "-o", str(out), "--samples", "400", "--components", "4",
+                 "--estimator", "cov", "--batch-size", "200", "--seed", "1", "--pitch", "40"]) == 0
+    pca = load_pca(out)
+    assert (pca.n_components, pca.n_samples, pca.pitch, pca.estimator) == (4, 400, 40, "cov")
+    wav = tmp_path / "clip.wav"
+    assert main(["synth", str(REFERENCE_DIR), str(out), "--coeffs=-1,0.5", "-o", str(wav),
+                 "--z-seed", "2", "--pitch", "50", "--space", "latent"]) == 0
+    audio, rate = soundfile.read(wav)
+    assert rate == 16000 and audio.shape == (64000,)
+    assert main(["synth", str(REFERENCE_DIR), str(out), "--coeffs", "1,2,3,4,5", "-o", str(wav)]) == 2
+    assert "5 coefficients" in capsys.readouterr().err
+    assert main(["describe", str(REFERENCE_DIR), str(PCA_PICKLE), "-k", "1", "--points", "3",
+                 "--plot", str(tmp_path / "d.png")]) == 0
+    assert "component 0" in capsys.readouterr().out and (tmp_path / "d.png").exists()
