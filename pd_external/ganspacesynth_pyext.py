@@ -8,7 +8,8 @@
                                                           [pyext. sopimagenta.ganspacesynth.pyext halluseq ...]
 
 Put the folder holding this file on Pd's search path (pyext then finds the
-module: it puts Pd's -path folders on Python's path) and load pyext; the
+module: it puts Pd's -path folders on Python's path); an installed package
+keeps it in the folder ``ganspacesynth pd-path`` prints and load pyext; the
 Python that pyext runs must be able to import ``ganspacesynth``. Do not add
 ``@detach 1``: every object already has its own worker thread, and a detached
 method would touch Pd's arrays from a thread that does not hold Pd's lock.

@@ -47,7 +47,7 @@ def installed_pd_folder(tmp_path_factory):
 
 def test_the_package_holds_the_pd_folder(installed_pd_folder):
     folder = installed_pd_folder
-    for name in (EXTERNAL, BRIDGE, "ganspacesynth~-help.pd"):
+    for name in (EXTERNAL, BRIDGE, "ganspacesynth~-help.pd", "ganspacesynth_pyext.py"):
         assert (folder / name).is_file(), f"{name} missing from {folder}"
     if (REPO / "hallu").is_dir():
         shipped = sorted(p.name for p in (REPO / "hallu").glob("*.pd"))
