@@ -912,5 +912,12 @@ def train(dataset_dir, out_dir, *, preset="gansynth", settings=None, overrides=N
     trainer = Trainer(dataset_dir, out_dir, model_settings, train_config, strategy=strategy,
                       save_every=save_every, summary_every=summary_every, progress_bar=progress_bar,
                       command=command)
+    before = None
+    exported = out_dir / MODEL_DIR / "config.json"
+    if exported.is_file():
+        before = json.loads(exported.read_text()).get("training", {}).get("step")
     trainer.done = trainer.train(max_steps=steps)
+    if before == int(trainer.step.numpy()):
+        # Nothing trained: keep the export, which knows the run's last losses.
+        return out_dir / MODEL_DIR, trainer
     return trainer.export(finished=trainer.done), trainer
