@@ -184,3 +184,20 @@ def test_cli_hallu_needs_steps(tmp_path, capsys):
 
     assert main(["hallu", "--model", str(REFERENCE_DIR), "-o", str(tmp_path / "x.wav")]) == 2
     assert "--pca, --step" in capsys.readouterr().err
+
+
+def test_demo_renders_the_shipped_session_on_the_default_model(tmp_path, capsys):
+    from ganspacesynth import load_model, load_pca
+    from ganspacesynth.cli import main
+
+    model, pca = load_model("default"), load_pca("default")
+    assert pca.model_id == model.identifier
+    out = tmp_path / "demo.wav"
+    assert main(["demo", "-o", str(out)]) == 0
+    audio, rate = soundfile.read(out, dtype="float32")
+    assert rate == model.sample_rate
+    # 4 steps, 6 points between each: 22 notes 0.25 s apart, each 1.5 s long.
+    assert len(audio) == round((0.25 * 21 + 1.5) * rate)
+    assert 0.85 < np.abs(audio).max() <= 0.9 + 1e-3
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
+    assert "demo written:" in capsys.readouterr().out
