@@ -89,18 +89,13 @@ def machine_line():
 
 
 def clip_flops(config):
-    """Multiply-adds x 2 of every conv of one clip, from the architecture itself."""
+    """Multiply-adds x 2 of every conv of one clip (and the last to_rgb), from the architecture."""
     flops = 0
-    cin = config.latent_size + config.num_pitches
     for block in range(1, config.num_blocks + 1):
         h, w = config.block_shape(block)
-        filters = config.num_filters(block)
-        k0 = (config.start_height * config.start_width) if block == 1 else config.kernel_size ** 2
-        flops += 2 * h * w * k0 * cin * filters
-        flops += 2 * h * w * config.kernel_size ** 2 * filters * filters
-        cin = filters
-    h, w = config.block_shape(config.num_blocks)
-    flops += 2 * h * w * cin * 2  # to_rgb
+        shapes = config.kernel_shapes(block)
+        layers = ["conv0", "conv1"] + (["to_rgb"] if block == config.num_blocks else [])
+        flops += sum(2 * h * w * int(np.prod(shapes[layer])) for layer in layers)
     return flops
 
 

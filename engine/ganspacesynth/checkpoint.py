@@ -181,19 +181,10 @@ def _pitches(path: Path, experiment: dict, num_pitches: int):
 def expected_shapes(config: ModelConfig) -> dict:
     """Our weight names and the shapes the config implies, for the final stage."""
     shapes = {}
-    channels_in = config.latent_size + config.num_pitches
     for block in range(1, config.num_blocks + 1):
-        filters = config.num_filters(block)
-        if block == 1:
-            kernel0 = [config.start_height, config.start_width, channels_in, filters]
-        else:
-            kernel0 = [config.kernel_size, config.kernel_size, config.num_filters(block - 1), filters]
-        shapes[f"block{block}/conv0/kernel"] = kernel0
-        shapes[f"block{block}/conv0/bias"] = [filters]
-        shapes[f"block{block}/conv1/kernel"] = [config.kernel_size, config.kernel_size, filters, filters]
-        shapes[f"block{block}/conv1/bias"] = [filters]
-        shapes[f"block{block}/to_rgb/kernel"] = [1, 1, filters, 2]
-        shapes[f"block{block}/to_rgb/bias"] = [2]
+        for layer, kernel in config.kernel_shapes(block).items():
+            shapes[f"block{block}/{layer}/kernel"] = kernel
+            shapes[f"block{block}/{layer}/bias"] = kernel[-1:]
     return shapes
 
 

@@ -53,6 +53,17 @@ class ModelConfig:
         """Channels of block ``block`` (1-based), as tfgan's progressive GAN computes them."""
         return int(min(self.fmap_base / math.pow(2.0, block * self.fmap_decay), self.fmap_max))
 
+    def kernel_shapes(self, block: int) -> dict:
+        """Kernel shapes of block ``block``'s convs. Block 1's conv0 is a VALID
+        start_height x start_width conv over [z, one-hot pitch]."""
+        filters = self.num_filters(block)
+        if block == 1:
+            conv0 = [self.start_height, self.start_width, self.latent_size + self.num_pitches, filters]
+        else:
+            conv0 = [self.kernel_size, self.kernel_size, self.num_filters(block - 1), filters]
+        return {"conv0": conv0, "conv1": [self.kernel_size, self.kernel_size, filters, filters],
+                "to_rgb": [1, 1, filters, 2]}
+
     def block_shape(self, block: int) -> Tuple[int, int]:
         scale = self.scale_base ** (block - 1)
         return self.start_height * scale, self.start_width * scale

@@ -235,14 +235,9 @@ def format_sweep(result) -> str:
 
 def plot_sweep(result, path, title=None):
     """A PNG: one panel per descriptor, descriptor against coefficient, one line per component."""
-    from pathlib import Path
+    from .plot import save_figure, subplots
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=100, sharex=True)
+    figure, axes = subplots(2, 2, figsize=(10, 7), dpi=100, sharex=True)
     for ax, name in zip(axes.flat, DESCRIPTORS):
         for row, i in enumerate(result["components"]):
             ax.plot(result["coefficients"], result[name][row], marker="o", markersize=3,
@@ -252,11 +247,4 @@ def plot_sweep(result, path, title=None):
     for ax in axes[-1]:
         ax.set_xlabel("coefficient (stdevs along the component)")
     axes.flat[0].legend(fontsize="small")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)

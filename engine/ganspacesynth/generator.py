@@ -68,19 +68,13 @@ class Generator(tf.Module):
         self.layer_names = layer_names(config)
         he_gain = math.sqrt(2.0)  # he_initializer_slope 0
         rgb_gain = 1.0  # tfgan's to_rgb keeps the default slope 1: sqrt(2 / 2) = 1
-        input_channels = config.latent_size + config.num_pitches
         self.convs = []
         self.to_rgb = []
         for block in range(1, config.num_blocks + 1):
-            filters = config.num_filters(block)
-            if block == 1:
-                kernel0 = [config.start_height, config.start_width, input_channels, filters]
-            else:
-                kernel0 = [config.kernel_size, config.kernel_size, config.num_filters(block - 1), filters]
-            kernel1 = [config.kernel_size, config.kernel_size, filters, filters]
-            self.convs.append(Conv(kernel0, he_gain, name=f"block{block}_conv0"))
-            self.convs.append(Conv(kernel1, he_gain, name=f"block{block}_conv1"))
-            self.to_rgb.append(Conv([1, 1, filters, 2], rgb_gain, name=f"block{block}_to_rgb"))
+            shapes = config.kernel_shapes(block)
+            self.convs.append(Conv(shapes["conv0"], he_gain, name=f"block{block}_conv0"))
+            self.convs.append(Conv(shapes["conv1"], he_gain, name=f"block{block}_conv1"))
+            self.to_rgb.append(Conv(shapes["to_rgb"], rgb_gain, name=f"block{block}_to_rgb"))
 
     def layer_index(self, name: str) -> int:
         try:
