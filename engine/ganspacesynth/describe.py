@@ -218,7 +218,7 @@ def format_sweep(result) -> str:
     names = list(DESCRIPTORS)
     headings = ["coeff"] + [DESCRIPTORS[n][1] for n in names]
     widths = [max(7, len(h)) for h in headings]
-    formats = {"centroid": "{:.1f}", "rms": "{:.2f}", "flatness": "{:.4f}", "f0": "{:.1f}"}
+    formats = {"centroid": "{:.1f}", "rms": "{:.2f}", "flatness": "{:.3g}", "f0": "{:.1f}"}
     blocks = []
     for row, i in enumerate(result["components"]):
         lines = [f"component {i} (stdev {result['stdev'][row]:.4g}, "
