@@ -26,6 +26,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+try:
+    import ganspacesynth  # noqa: F401
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(HERE.parent / "engine"))
 
 
 def timings(fn, repeats, warmup=1):
@@ -49,6 +53,7 @@ def measure(fn, repeats, warmup=1):
 class Table:
     def __init__(self):
         self.rows = []
+        self.relayed = []  # (script, lines) of the benchmark scripts run from here
 
     def add(self, name, value, spread=None, unit="", note=""):
         self.rows.append((name, value, spread, unit, note))
@@ -59,6 +64,8 @@ class Table:
         lines = ["| measurement | value | note |", "|---|---|---|"]
         for name, value, spread, unit, note in self.rows:
             lines.append(f"| {name} | {_format(value, spread, unit)} | {note} |")
+        for script, output in self.relayed:
+            lines += ["", f"`benchmarks/{script}`:", "", "```", *output, "```"]
         return "\n".join(lines)
 
 
@@ -200,10 +207,59 @@ def bench_bridge(table, args, model):
               max(clips) - min(clips), "s/clip")
 
 
+def bench_hallu(table, args, model):
+    """A 4-step, 8-interpolation composition (28 points) against 28 single generations."""
+    import ganspacesynth
+    from ganspacesynth.hallu import interpolate_steps
+
+    # A PCA from few samples is enough to time synthesis; its quality does not matter here.
+    pca = ganspacesynth.compute_pca(model, n_samples=512, n_components=8, estimator="pca", seed=0)
+    steps = [[2, 0, 0], [-2, 1, 0], [0, -2, 1], [1, 1, -1]]
+    points = interpolate_steps(steps, 8)
+
+    def composition():
+        ganspacesynth.hallucinate(model, pca, steps, interp_steps=8)
+
+    def singles():
+        for point in points:
+            model.synthesize(pca, point)
+
+    repeats = max(2, args.repeats // 2)
+    together, spread = measure(composition, repeats)
+    alone, alone_spread = measure(singles, repeats)
+    table.add(f"Hallu, {len(points)} points (4 steps, 8 between)", together, spread, "s")
+    table.add(f"{len(points)} single generations", alone, alone_spread, "s",
+              f"composition / singles = {together / alone:.2f}")
+
+
+def _relay(table, script, *script_args):
+    """Run another benchmark script and keep its table as it printed it."""
+    import subprocess
+
+    run = subprocess.run([sys.executable, str(HERE / script), *script_args], capture_output=True, text=True)
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    for line in lines:
+        print("  " + line, flush=True)
+    if run.returncode != 0:
+        print(run.stderr[-2000:], flush=True)
+    table.relayed.append((script, lines if run.returncode == 0 else lines + ["(failed)"]))
+
+
+def bench_pca(table, args, model):
+    _relay(table, "pca.py")
+
+
+def bench_pd(table, args, model):
+    _relay(table, "pd_perform.py")
+
+
 SECTIONS = {
     "generation": bench_generation,
     "load": bench_load,
     "bridge": bench_bridge,
+    "hallu": bench_hallu,
+    "pca": bench_pca,
+    "pd": bench_pd,
 }
 
 
