@@ -271,7 +271,8 @@ def main(argv=None):
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     args = parser.parse_args(argv)
 
-    print(machine_line())
+    machine = machine_line()
+    print(machine)
     table = Table()
     model = full_size_model()
     for name, section in SECTIONS.items():
@@ -280,7 +281,7 @@ def main(argv=None):
         print(f"[{name}]", flush=True)
         section(table, args, model)
     if args.markdown:
-        Path(args.markdown).write_text(machine_line() + "\n\n" + table.markdown() + "\n")
+        Path(args.markdown).write_text(machine + "\n\n" + table.markdown() + "\n")
 
 
 if __name__ == "__main__":
