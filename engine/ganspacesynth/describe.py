@@ -73,15 +73,24 @@ def _per_clip(fn, audio, *args):
     return float(out[0]) if single else out
 
 
-def _centroid(clip, sample_rate):
+def _sounding_frames(clip, sample_rate):
+    """Power spectra, bin frequencies and energies of the frames above silence (None if none)."""
     power, freqs = _power_spectra(clip, sample_rate)
     energy = power.sum(axis=1)
     active = _active(energy)
     if not active.any():
+        return None
+    return power[active], freqs, energy[active]
+
+
+def _centroid(clip, sample_rate):
+    frames = _sounding_frames(clip, sample_rate)
+    if frames is None:
         return math.nan
-    magnitude = np.sqrt(power[active])
+    power, freqs, energy = frames
+    magnitude = np.sqrt(power)
     centroids = (magnitude @ freqs) / np.maximum(magnitude.sum(axis=1), 1e-30)
-    return float(np.average(centroids, weights=energy[active]))
+    return float(np.average(centroids, weights=energy))
 
 
 def spectral_centroid(audio, sample_rate=16000):
@@ -98,14 +107,13 @@ def rms_db(audio):
 
 
 def _flatness(clip, sample_rate):
-    power, _ = _power_spectra(clip, sample_rate)
-    energy = power.sum(axis=1)
-    active = _active(energy)
-    if not active.any():
+    frames = _sounding_frames(clip, sample_rate)
+    if frames is None:
         return math.nan
-    power = np.maximum(power[active], 1e-20)
+    power, _, energy = frames
+    power = np.maximum(power, 1e-20)
     flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
-    return float(np.average(flatness, weights=energy[active]))
+    return float(np.average(flatness, weights=energy))
 
 
 def spectral_flatness(audio, sample_rate=16000):
