@@ -7,6 +7,17 @@ import numpy as np
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
 
 
+def resample(audio, from_rate, to_rate, quality="HQ"):
+    """Band-limited resampling (soxr) of a 1-D clip; float32 out, the input itself at equal rates."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if float(from_rate) == float(to_rate):
+        return audio
+    import soxr
+
+    return np.ascontiguousarray(soxr.resample(audio, float(from_rate), float(to_rate), quality=quality),
+                                dtype=np.float32)
+
+
 def write_wav(path, audio, sample_rate, subtype="float"):
     """Write one clip (1-D) or several (2-D, one per row) and return the paths written.
 

@@ -213,7 +213,7 @@ def _session_from_args(args):
 def _render_session(session, args):
     from tqdm import tqdm
 
-    from .audio import write_wav
+    from .audio import resample, write_wav
     from .model import load_model
 
     model = load_model(session.resolve(session.model))
@@ -225,9 +225,7 @@ def _render_session(session, args):
         audio, points = session.render(model=model, progress=progress)
     rate = model.sample_rate
     if args.rate and args.rate != rate:
-        import soxr
-
-        audio = soxr.resample(audio, rate, args.rate, quality="VHQ").astype("float32")
+        audio = resample(audio, rate, args.rate, quality="VHQ")
         rate = args.rate
     wav = write_wav(args.output, audio, rate, subtype=args.bits)[0]
     print(f"{wav}: {len(points)} points, {len(audio) / rate:.2f} s at {rate} Hz")

@@ -86,6 +86,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import resample
 from .errors import GanspacesynthError
 
 SAMPLE_RATE = 16000
@@ -402,14 +403,6 @@ def _mono_blocks(path, sample_rate, channels):
                 return
 
 
-def _resample(audio, sample_rate):
-    if sample_rate == SAMPLE_RATE:
-        return audio
-    import soxr
-
-    return soxr.resample(audio, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-
-
 def _cut(blocks, opts):
     """Yield ``(start, clip or None, audio samples, skip reason or None)`` on the hop grid.
 
@@ -622,7 +615,7 @@ def _prepare_tfrecord(path, rel, opts, writer, summary, bar):
                 report.skipped[NO_AUDIO] = report.skipped.get(NO_AUDIO, 0) + 1
                 summary.clips_skipped[NO_AUDIO] = summary.clips_skipped.get(NO_AUDIO, 0) + 1
                 continue
-            audio = _resample(audio, int(_first(example, "sample_rate", SAMPLE_RATE)))
+            audio = resample(audio, int(_first(example, "sample_rate", SAMPLE_RATE)), SAMPLE_RATE)
             seconds = len(audio) / SAMPLE_RATE
             bar.total += seconds
             bar.update(seconds)

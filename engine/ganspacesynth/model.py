@@ -171,12 +171,14 @@ class Model:
             labels.append(index[int(p)])
         return np.eye(self.config.num_pitches, dtype=np.float32)[labels]
 
-    def _latents(self, z):
+    def latents(self, z):
+        """z (one vector or one per row) as a checked (n, latent_size) float32 array."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim == 1:
             z = z[np.newaxis]
         if z.ndim != 2 or z.shape[1] != self.latent_size:
-            raise ValueError(f"z must have shape (n, {self.latent_size}), got {z.shape}")
+            raise ValueError(f"z must have shape ({self.latent_size},) or (n, {self.latent_size}), "
+                             f"got {z.shape}")
         if not np.all(np.isfinite(z)):
             raise ValueError("z contains NaN or infinite values")
         return z
@@ -206,7 +208,7 @@ class Model:
 
     def generate_specgrams(self, z, pitch):
         """Denormalised mel spectrograms (n, 128, 1024, 2): log magnitude, instantaneous frequency."""
-        z = self._latents(z)
+        z = self.latents(z)
         labels = self.pitch_labels(pitch, len(z))
         return self._function(-1, None)(tf.constant(z), tf.constant(labels)).numpy()
 
@@ -217,7 +219,7 @@ class Model:
     def layer_output(self, name, z, pitch):
         """Activations after layer ``name`` (leaky ReLU and pixel norm included), (n, *layer_shape)."""
         index = self.generator.layer_index(name)
-        z = self._latents(z)
+        z = self.latents(z)
         labels = self.pitch_labels(pitch, len(z))
         return self._function(-1, index)(tf.constant(z), tf.constant(labels)).numpy()
 

@@ -324,14 +324,8 @@ def _synthesis_plan(model, pca, coefficients, z, pitch, space):
         if space == "z":
             raise ValueError("space 'z' adds the edit to the activation of a latent vector: give z")
         z = np.zeros(model.latent_size, dtype=np.float32)
-    z = np.asarray(z, dtype=np.float32)
-    if z.ndim not in (1, 2) or z.shape[-1] != model.latent_size:
-        raise ValueError(f"z must have shape ({model.latent_size},) or (n, {model.latent_size}), "
-                         f"got {z.shape}")
-    if not np.all(np.isfinite(z)):
-        raise ValueError("z contains NaN or infinite values")
-    single = single and z.ndim == 1
-    zs = z.reshape(-1, model.latent_size)
+    single = single and np.ndim(z) == 1
+    zs = model.latents(z)
     pitch = model.default_pitch if pitch is None else pitch
     pitches = np.asarray(pitch)
     if pitches.ndim > 1:
