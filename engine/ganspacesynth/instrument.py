@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from .audio import resample
 from .errors import GanspacesynthError
 
 MODES = ("layer", "z", "latent")
@@ -36,17 +37,6 @@ HALLU_SETTINGS = {
 }
 MAX_INTERP_STEPS = 32
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
-
-
-def resample(audio, from_rate, to_rate):
-    """Band-limited resampling (soxr, high quality) of a 1-D clip; float32 out."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if float(from_rate) == float(to_rate):
-        return audio
-    import soxr
-
-    return np.ascontiguousarray(soxr.resample(audio, float(from_rate), float(to_rate), quality="HQ"),
-                                dtype=np.float32)
 
 
 def _vector(values, what):
@@ -78,18 +68,6 @@ def _whole(value, what):
     if value != int(value):
         raise GanspacesynthError(f"{what}: expected a whole number, got {value:g}")
     return int(value)
-
-
-def _engine_function(module, name, missing):
-    """An engine function from a module that may not exist in every version."""
-    from importlib import import_module
-
-    try:
-        return getattr(import_module(f"{__package__}.{module}"), name)
-    except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.{module}":
-            raise
-        raise GanspacesynthError(missing) from None
 
 
 def _prefixed(what, error):
@@ -173,30 +151,15 @@ class Instrument:
         return self.info()
 
     def _read_pca(self, model, path):
-        load_pca = _engine_function("pca", "load_pca", "pca: this version of ganspacesynth cannot read PCA files yet")
+        from .pca import load_pca
+
         try:
-            pca = load_pca(str(path))
             # Checked here so that a mismatch is reported when the file is
             # chosen, not at the first generate.
-            check = getattr(pca, "check_model", None)
-            if callable(check):
-                check(model)
-            else:
-                self._check_shape(model, pca, path)
+            pca = load_pca(str(path), model=model)
         except GanspacesynthError as error:
             raise _prefixed("pca", error) from None
         return pca
-
-    @staticmethod
-    def _check_shape(model, pca, path):
-        try:
-            expected = tuple(model.layer_shape(pca.layer))
-        except Exception:
-            raise GanspacesynthError(f"{path}: layer {pca.layer!r} does not exist in this model") from None
-        found = tuple(np.shape(pca.components)[1:])
-        if found != expected:
-            raise GanspacesynthError(f"{path}: components of shape {found} do not fit layer "
-                                     f"{pca.layer} of this model, which has shape {expected}")
 
     def load_pca(self, path):
         model = self._need_model("pca")
@@ -321,14 +284,10 @@ class Instrument:
         else:
             pca = self._need_pca("generate")
             coefficients = self._padded(self.coefficients, "generate")
-            synthesize = getattr(model, "synthesize", None)
-            if synthesize is None:  # the same function, before Model grew the method
-                function = _engine_function("pca", "synthesize", "generate: this version cannot synthesise from a PCA")
-                synthesize = lambda *args, **kwargs: function(model, *args, **kwargs)  # noqa: E731
             if self.mode == "layer":
-                clip = synthesize(pca, coefficients, space="layer")
+                clip = model.synthesize(pca, coefficients, space="layer")
             else:
-                clip = synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
+                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
         clip = np.asarray(clip, dtype=np.float32).reshape(-1)
         return resample(clip, model.sample_rate, sample_rate or model.sample_rate)
 
@@ -348,8 +307,8 @@ class Instrument:
         pca = self._need_pca("hallucinate")
         if not self.steps:
             raise GanspacesynthError("hallucinate: no steps (add some with 'step c0 c1 ...')")
-        hallucinate = _engine_function("hallu", "hallucinate",
-                                       "hallucinate: this version of ganspacesynth has no Hallu yet")
+        from .hallu import hallucinate
+
         steps = np.stack([self._padded(step, "hallucinate") for step in self.steps])
         kwargs = {HALLU_SETTINGS[name][0]: value for name, value in self.hallu.items()}
         _test_delay()
