@@ -49,6 +49,18 @@ def test_every_layer_can_be_left_and_reentered(reference_model, reference):
         assert relative_error(resumed, whole) < 1e-5, name
 
 
+def test_fused_upscale_conv_equals_upscale_then_conv():
+    import tensorflow as tf
+    from ganspacesynth.generator import upscale, upscale_conv
+
+    rng = np.random.default_rng(0)
+    for shape in [(2, 2, 16, 5), (1, 3, 7, 4), (1, 1, 1, 3)]:
+        x = tf.constant(rng.standard_normal(shape), tf.float32)
+        kernel = tf.constant(rng.standard_normal((3, 3, shape[-1], 6)), tf.float32)
+        expected = tf.nn.conv2d(upscale(x, 2), kernel, 1, "SAME")
+        np.testing.assert_allclose(upscale_conv(x, kernel), expected, rtol=0, atol=1e-5)
+
+
 # --- architectures we have no Magenta checkpoint of -----------------------
 
 @pytest.fixture(scope="module")

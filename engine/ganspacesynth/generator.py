@@ -10,6 +10,10 @@ The network is kept as a flat list of *layers* named as the original
 GANSpaceSynth hooks named them (``conv0``, ``conv1``, ``conv0_2``, ...,
 ``conv1_7``), so that inference can stop after any layer (GANSpace reads
 activations there) and resume from any layer (GANSpace writes them there).
+
+The upscale and the 3x3 conv that open a block run as one 2x2 conv per
+output phase (``upscale_conv``): the same arithmetic with less work, exact
+up to float rounding.
 """
 
 import math
@@ -45,6 +49,48 @@ def layer_names(config: ModelConfig):
     return names
 
 
+def _phase_kernels(kernel, axis):
+    """Split a 3-tap kernel along ``axis`` into the 2-tap kernels of the two output phases
+    of "upscale by 2, then conv".
+
+    After nearest-neighbour upscaling, output row 2i sees input rows i-1, i, i
+    through taps 0, 1, 2, and row 2i+1 sees rows i, i, i+1: the taps that
+    land on the same input row add up.
+    """
+    tap0, tap1, tap2 = tf.unstack(kernel, axis=axis)
+    return (tf.stack([tap0, tap1 + tap2], axis=axis),  # even rows: input rows i-1, i
+            tf.stack([tap0 + tap1, tap2], axis=axis))  # odd rows: input rows i, i+1
+
+
+def upscale_conv(x, kernel):
+    """``conv2d(upscale(x, 2), kernel, SAME)`` for a 3x3 kernel, in 4/9 of the multiply-adds.
+
+    Each of the four output phases (even/odd row, even/odd column) is a 2x2
+    conv of the input itself; the four run as one conv with 4x the output
+    channels over the input padded by one, and are then interleaved. The
+    zero padding of the upscaled input is the zero padding of the input, so
+    the edges are exact too. This is most of a generator's arithmetic: the
+    block-opening convs have twice the input channels of the others.
+    """
+    height, width, channels = tf.shape(x)[1], tf.shape(x)[2], kernel.shape[-1]
+    phase_kernels = [column_kernel
+                     for row_kernel in _phase_kernels(kernel, 0)
+                     for column_kernel in _phase_kernels(row_kernel, 1)]
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    # Position p of this VALID conv covers padded rows p, p+1 = input rows
+    # p-1, p: even output rows of input row i take position i, odd ones i+1.
+    y = tf.nn.conv2d(padded, tf.concat(phase_kernels, axis=-1), 1, "VALID")
+    rows = []
+    for row_phase in (0, 1):
+        columns = []
+        for column_phase in (0, 1):
+            first = (2 * row_phase + column_phase) * channels
+            columns.append(y[:, row_phase:row_phase + height, column_phase:column_phase + width,
+                             first:first + channels])
+        rows.append(tf.stack(columns, axis=3))
+    return tf.reshape(tf.stack(rows, axis=2), [-1, 2 * height, 2 * width, channels])
+
+
 class Conv(tf.Module):
     """A conv with equalised learning rate: the kernel is scaled at run time, not at init."""
 
@@ -57,6 +103,12 @@ class Conv(tf.Module):
 
     def __call__(self, x, padding="SAME"):
         return tf.nn.conv2d(x, self.kernel * self.scale, 1, padding) + self.bias
+
+    def upscaled(self, x, factor):
+        """``self(upscale(x, factor))``, fused where the shapes allow it."""
+        if factor == 2 and tuple(self.kernel.shape[:2]) == (3, 3):
+            return upscale_conv(x, self.kernel * self.scale) + self.bias
+        return self(upscale(x, factor))
 
 
 class Generator(tf.Module):
@@ -97,13 +149,14 @@ class Generator(tf.Module):
 
     def apply_layer(self, index, x):
         """Layer ``index``: its conv, leaky ReLU and pixel norm (and the upscale opening a block)."""
+        conv = self.convs[index]
         if index == 0:
-            padding = "VALID"
+            x = conv(x, "VALID")
+        elif index % 2 == 0:
+            x = conv.upscaled(x, self.config.scale_base)
         else:
-            padding = "SAME"
-            if index % 2 == 0:
-                x = upscale(x, self.config.scale_base)
-        return pixel_norm(tf.nn.leaky_relu(self.convs[index](x, padding), LEAKY_RELU_ALPHA))
+            x = conv(x)
+        return pixel_norm(tf.nn.leaky_relu(x, LEAKY_RELU_ALPHA))
 
     def run_layers(self, x, start, stop):
         """Apply layers start..stop-1 to x (the output of layer start-1, or the padded input)."""
