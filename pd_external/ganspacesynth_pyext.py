@@ -835,7 +835,8 @@ class ganspacesynth(pyext._class if pyext is not None else object):
             points = np.array(points, dtype=np.float32)
             clips = []
             for start in range(0, len(points), 8):
-                clips.append(model.generate(points[start:start + 8], instrument.pitch))
+                clips.append(model.generate(points[start:start + 8], instrument.pitch,
+                                            length=settings.kept_samples(model)))
                 self._progress(min(1.0, (start + 8) / len(points)))
             audio = stitch(np.concatenate(clips), model.sample_rate, settings)
             self._in_pd(lambda: self._write_reply(out, audio, "hallucinated"))

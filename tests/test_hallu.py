@@ -117,6 +117,21 @@ def test_hallucinate_equals_point_by_point_synthesis(reference_model, reference_
     np.testing.assert_allclose(audio, expected, atol=2e-5)
 
 
+def test_hallucinate_generates_only_what_the_notes_keep(reference_model, reference_pca, monkeypatch):
+    asked = []
+    original = reference_model.specgrams_from_layer
+
+    def recording(name, values, frames=None):
+        asked.append(frames)
+        return original(name, values, frames)
+
+    monkeypatch.setattr(reference_model, "specgrams_from_layer", recording)
+    hallucinate(reference_model, reference_pca, STEPS[:2], start_trim=0.25, attack=0.5, sustain=0.5,
+                release=0.25, batch_size=8)
+    # 1.5 s from the start of each clip: 24000 samples, the first 53 of 128 frames.
+    assert asked == [53]
+
+
 def test_modes_and_progress(reference_model, reference_pca):
     seen = []
     layer, _ = hallucinate(reference_model, reference_pca, STEPS[:2], interp_steps=1, batch_size=2,

@@ -61,6 +61,34 @@ def test_fused_upscale_conv_equals_upscale_then_conv():
         np.testing.assert_allclose(upscale_conv(x, kernel), expected, rtol=0, atol=1e-5)
 
 
+def test_leading_frames_are_those_of_the_whole_clip(reference_model, reference):
+    z, midi = reference["z"], reference["midi"]
+    whole = reference_model.generate_specgrams(z, midi)
+    audio = reference_model.generate(z, midi)
+    for frames in (7, 20, 53, 127):
+        start = reference_model.generate_specgrams(z, midi, frames=frames)
+        np.testing.assert_allclose(start, whole[:, :frames], rtol=0, atol=1e-5)
+    edit = reference["edit_layer"]
+    np.testing.assert_allclose(reference_model.specgrams_from_layer("conv0", edit, frames=40),
+                               reference_model.specgrams_from_layer("conv0", edit)[:, :40], rtol=0, atol=1e-5)
+    for length in (1, 24000, 62465, 64000):
+        start = reference_model.generate(z, midi, length=length)
+        assert start.shape == (4, length)
+        np.testing.assert_allclose(start, audio[:, :length], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("frames", [0, 6, 129, 7.5])
+def test_bad_frame_count(reference_model, reference, frames):
+    with pytest.raises(ValueError, match="frames must be a whole number from 7 to 128"):
+        reference_model.generate_specgrams(reference["z"][:1], 60, frames=frames)
+
+
+@pytest.mark.parametrize("length", [0, 64001, 10.5])
+def test_bad_length(reference_model, reference, length):
+    with pytest.raises(ValueError, match="length must be a whole number of samples from 1 to 64000"):
+        reference_model.generate(reference["z"][:1], 60, length=length)
+
+
 # --- architectures we have no Magenta checkpoint of -----------------------
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from ganspacesynth.spectral import (
-    AUDIO_LENGTH, N_FFT, HOP, N_FRAMES, N_MEL, SAMPLE_RATE, linear_to_mel_matrix,
-    mel_to_linear_matrix, specgrams_to_waves, waves_to_specgrams)
+    AUDIO_LENGTH, MIN_FRAMES, N_FFT, HOP, N_FRAMES, N_MEL, SAMPLE_RATE, frames_for_samples,
+    linear_to_mel_matrix, mel_to_linear_matrix, samples_for_frames, specgrams_to_waves,
+    waves_to_specgrams)
 
 from conftest import relative_error
 
@@ -86,6 +87,25 @@ def test_wrong_audio_length_is_refused(shape):
 def test_wrong_specgram_shape_is_refused(shape):
     with pytest.raises(ValueError, match=f"{N_FRAMES}, {N_MEL}, 2"):
         specgrams_to_waves(np.zeros(shape, np.float32))
+
+
+def test_leading_frames_give_the_start_of_the_audio(reference):
+    whole = specgrams_to_waves(reference["specgram"])
+    for frames in (MIN_FRAMES, 8, 53, 100, N_FRAMES - 1):
+        start = specgrams_to_waves(reference["specgram"][:, :frames])
+        assert start.shape == (4, samples_for_frames(frames))
+        np.testing.assert_array_equal(start, whole[:, :start.shape[1]])
+    # The frame count a sample count needs is the smallest whose audio covers it.
+    for samples in (1, 511, 512, 513, 24000, 62464, 62465, AUDIO_LENGTH):
+        frames = frames_for_samples(samples)
+        assert samples_for_frames(frames) >= samples
+        assert frames == MIN_FRAMES or samples_for_frames(frames - 1) < samples
+
+
+@pytest.mark.parametrize("frames", [0, MIN_FRAMES - 1, N_FRAMES + 1])
+def test_too_few_or_too_many_frames_are_refused(frames):
+    with pytest.raises(ValueError, match=f"first {MIN_FRAMES} to {N_FRAMES} frames"):
+        specgrams_to_waves(np.zeros((1, frames, N_MEL, 2), np.float32))
 
 
 def test_mel_matrices():

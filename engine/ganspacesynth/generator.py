@@ -11,9 +11,10 @@ GANSpaceSynth hooks named them (``conv0``, ``conv1``, ``conv0_2``, ...,
 ``conv1_7``), so that inference can stop after any layer (GANSpace reads
 activations there) and resume from any layer (GANSpace writes them there).
 
-The upscale and the 3x3 conv that open a block run as one 2x2 conv per
-output phase (``upscale_conv``): the same arithmetic with less work, exact
-up to float rounding.
+Two ways of doing the same arithmetic with less work, both exact up to float
+rounding: the upscale and the 3x3 conv that open a block run as one 2x2
+conv per output phase (``upscale_conv``), and a forward pass can compute
+only the first rows (STFT frames) of the spectrogram (``rows_plan``).
 """
 
 import math
@@ -158,10 +159,44 @@ class Generator(tf.Module):
             x = conv(x)
         return pixel_norm(tf.nn.leaky_relu(x, LEAKY_RELU_ALPHA))
 
-    def run_layers(self, x, start, stop):
-        """Apply layers start..stop-1 to x (the output of layer start-1, or the padded input)."""
+    def rows_plan(self, rows):
+        """How many rows of each block's output to compute so that the first ``rows`` rows of
+        the last block's output come out exactly as in the whole forward pass.
+
+        Rows are STFT frames and every op is local in time: a 3x3 conv's
+        output row depends on the input rows next to it, so when its input is
+        cut, only its last output row is wrong (it saw zero padding where the
+        next row was). A block whose input is cut to r rows (2r once
+        upscaled) therefore gets its first 2r - 2 rows right, and each earlier
+        block needs ceil((needed + 2) / 2) rows. Returns one count per block,
+        None for "all of them".
+        """
+        c = self.config
+        halo = 2 * (c.kernel_size // 2)  # rows lost at the cut by the block's two convs
+        plan = [None] * c.num_blocks
+        if rows is None:
+            return plan
+        full = c.block_shape(c.num_blocks)[0]
+        if not 1 <= rows <= full:
+            raise ValueError(f"rows must be between 1 and {full}, got {rows}")
+        needed = rows
+        for block in range(c.num_blocks, 0, -1):
+            if needed >= c.block_shape(block)[0]:
+                break  # this block and every earlier one are needed whole
+            plan[block - 1] = needed
+            needed = -(-(needed + halo) // c.scale_base)
+        return plan
+
+    def run_layers(self, x, start, stop, plan=None):
+        """Apply layers start..stop-1 to x (the output of layer start-1, or the padded input),
+        cutting each block's output to ``plan`` (from ``rows_plan``) before it is used."""
         for index in range(start, stop):
+            if plan is not None and index % 2 == 0 and index > 0 and plan[index // 2 - 1] is not None:
+                x = x[:, :plan[index // 2 - 1]]
             x = self.apply_layer(index, x)
+        block = (stop - 1) // 2
+        if plan is not None and stop % 2 == 0 and plan[block] is not None:
+            x = x[:, :plan[block]]
         return x
 
     def rgb(self, x, block):

@@ -74,6 +74,18 @@ class HalluSettings:
                 f"{clip_seconds:g} s clip")
 
 
+    def note_samples(self, sample_rate: int, clip_length: int):
+        """(samples trimmed, samples the note keeps); rounding each time to whole samples
+        may overshoot a note that fills the clip by a sample or two, so the clip bounds it."""
+        trim = int(round(self.start_trim * sample_rate))
+        note = sum(int(round(t * sample_rate)) for t in (self.attack, self.sustain, self.release))
+        return trim, min(note, clip_length - trim)
+
+    def kept_samples(self, model) -> int:
+        """How far into each of ``model``'s clips a note reaches: all Hallu needs generated."""
+        return sum(self.note_samples(model.sample_rate, model.audio_length))
+
+
 def interpolate_steps(steps, interp_steps: int) -> np.ndarray:
     """All points of a composition: each step, then ``interp_steps`` points towards the next."""
     steps = _steps_array(steps)
@@ -118,8 +130,7 @@ def envelope(clip_length: int, sample_rate: int, start_trim, attack, sustain, re
 def stitch(clips: np.ndarray, sample_rate: int, settings: HalluSettings) -> np.ndarray:
     """Trim, envelope, normalise and overlap-add clips (n, clip_length) into one mix."""
     clips = np.asarray(clips, dtype=np.float32)
-    trim = int(round(settings.start_trim * sample_rate))
-    note_length = sum(int(round(t * sample_rate)) for t in (settings.attack, settings.sustain, settings.release))
+    trim, note_length = settings.note_samples(sample_rate, clips.shape[1])
     gain = envelope(clips.shape[1], sample_rate, settings.start_trim, settings.attack,
                     settings.sustain, settings.release)[trim:trim + note_length]
     hop = settings.spacing * sample_rate
@@ -150,6 +161,9 @@ def hallucinate(model, pca, steps, interp_steps=1, spacing=0.2, start_trim=0.0, 
         kwargs["pitch"] = model.default_pitch if pitch is None else pitch
     if mode == "z" and z is None:
         z = model.random_z(1, seed=seed)[0]
+    # Only what the notes keep is generated: a 1.5 s note needs the first
+    # 1.5 s of each clip, and so only the spectrogram frames under it.
+    kwargs["length"] = settings.kept_samples(model)
     clips = []
     for start in range(0, len(points), batch_size):
         batch = points[start:start + batch_size]

@@ -18,7 +18,7 @@ from .config import ModelConfig
 from .errors import ModelError
 from .generator import Generator
 from .paths import models_dir
-from .spectral import specgrams_to_waves
+from . import spectral
 
 DEFAULT_MODEL = "default"
 
@@ -184,13 +184,15 @@ class Model:
         return z
 
     # --- the network, compiled per entry and exit point --------------------
-    def _function(self, start, stop):
+    def _function(self, start, stop, frames=None):
         """A compiled graph from layer ``start`` (-1: the z/pitch input) up to ``stop``
-        (a layer index, or None for the denormalised spectrogram)."""
-        key = (start, stop)
+        (a layer index, or None for the denormalised spectrogram, of which only the
+        first ``frames`` frames are computed if given)."""
+        key = (start, stop, frames)
         if key not in self._compiled:
             generator = self.generator
             last = len(generator.layer_names)
+            plan = generator.rows_plan(frames) if stop is None else None
 
             def forward(x, one_hot=None):
                 if start < 0:
@@ -198,7 +200,7 @@ class Model:
                     first = 0
                 else:
                     first = start + 1
-                x = generator.run_layers(x, first, last if stop is None else stop + 1)
+                x = generator.run_layers(x, first, last if stop is None else stop + 1, plan)
                 if stop is None:
                     x = generator.denormalize(generator.rgb(x, self.config.num_blocks))
                 return x
@@ -206,15 +208,51 @@ class Model:
             self._compiled[key] = tf.function(forward, reduce_retracing=True)
         return self._compiled[key]
 
-    def generate_specgrams(self, z, pitch):
-        """Denormalised mel spectrograms (n, 128, 1024, 2): log magnitude, instantaneous frequency."""
+    def _frames(self, frames):
+        """None (all frames) or a checked frame count, None again when it is all of them."""
+        if frames is None:
+            return None
+        total = self.config.output_shape[0]
+        if int(frames) != frames or not spectral.MIN_FRAMES <= frames <= total:
+            raise ValueError(f"frames must be a whole number from {spectral.MIN_FRAMES} to {total}, "
+                             f"got {frames}")
+        return None if frames == total else int(frames)
+
+    def frames_for_length(self, length):
+        """The leading spectrogram frames that determine the first ``length`` samples
+        (None: the whole clip)."""
+        if length is None:
+            return None
+        if int(length) != length or not 1 <= length <= self.audio_length:
+            raise ValueError(f"length must be a whole number of samples from 1 to {self.audio_length}, "
+                             f"got {length}")
+        return self._frames(spectral.frames_for_samples(int(length)))
+
+    def waves(self, specgrams, length=None):
+        """Spectrograms (all frames, or the first ones) to audio, cut to ``length`` samples."""
+        audio = spectral.specgrams_to_waves(specgrams)
+        return audio if length is None else audio[..., :int(length)]
+
+    def generate_specgrams(self, z, pitch, frames=None):
+        """Denormalised mel spectrograms (n, 128, 1024, 2): log magnitude, instantaneous frequency.
+
+        ``frames``: compute only the first ``frames`` STFT frames (n, frames,
+        1024, 2), the same values as those of the whole spectrogram, in
+        roughly frames/128 of the time.
+        """
         z = self.latents(z)
         labels = self.pitch_labels(pitch, len(z))
-        return self._function(-1, None)(tf.constant(z), tf.constant(labels)).numpy()
+        function = self._function(-1, None, self._frames(frames))
+        return function(tf.constant(z), tf.constant(labels)).numpy()
 
-    def generate(self, z, pitch):
-        """Audio (n, audio_length) float32 at ``sample_rate`` for latent vectors and pitch(es)."""
-        return specgrams_to_waves(self.generate_specgrams(z, pitch))
+    def generate(self, z, pitch, length=None):
+        """Audio (n, audio_length) float32 at ``sample_rate`` for latent vectors and pitch(es).
+
+        ``length``: only the first ``length`` samples of each clip, computing
+        only the spectrogram frames they depend on (a 1.5 s note of a 4 s
+        clip takes about half the time).
+        """
+        return self.waves(self.generate_specgrams(z, pitch, self.frames_for_length(length)), length)
 
     def layer_output(self, name, z, pitch):
         """Activations after layer ``name`` (leaky ReLU and pixel norm included), (n, *layer_shape)."""
@@ -236,21 +274,24 @@ class Model:
             raise ValueError(f"values for layer {name} contain NaN or infinite values")
         return index, values
 
-    def specgrams_from_layer(self, name, values):
-        """Spectrograms with layer ``name``'s output replaced by ``values`` (z and pitch no longer count)."""
+    def specgrams_from_layer(self, name, values, frames=None):
+        """Spectrograms with layer ``name``'s output replaced by ``values`` (z and pitch no longer
+        count); ``frames`` as in ``generate_specgrams``."""
         index, values = self._layer_values(name, values)
-        return self._function(index, None)(tf.constant(values)).numpy()
+        return self._function(index, None, self._frames(frames))(tf.constant(values)).numpy()
 
-    def generate_from_layer(self, name, values):
-        """Audio with layer ``name``'s output replaced by ``values``: the hook GANSpace edits through."""
-        return specgrams_to_waves(self.specgrams_from_layer(name, values))
+    def generate_from_layer(self, name, values, length=None):
+        """Audio with layer ``name``'s output replaced by ``values``: the hook GANSpace edits through.
+        ``length`` as in ``generate``."""
+        return self.waves(self.specgrams_from_layer(name, values, self.frames_for_length(length)), length)
 
-    def synthesize(self, pca, coefficients, z=None, pitch=None, space=None, batch_size=8):
+    def synthesize(self, pca, coefficients, z=None, pitch=None, space=None, batch_size=8, length=None):
         """Audio from GANSpace coefficients along ``pca``'s directions; the formula and the
         spaces (``layer``, ``z``, ``latent``) are documented once, in ``pca.py``."""
         from .pca import synthesize
 
-        return synthesize(self, pca, coefficients, z=z, pitch=pitch, space=space, batch_size=batch_size)
+        return synthesize(self, pca, coefficients, z=z, pitch=pitch, space=space, batch_size=batch_size,
+                          length=length)
 
     # --- saving ------------------------------------------------------------
     def save(self, path, **extra):

@@ -344,7 +344,7 @@ def _synthesis_plan(model, pca, coefficients, z, pitch, space):
     return "latent", (zs + pca.latent_offset(rows), pitches), n, single
 
 
-def _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size):
+def _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size, frames=None):
     """(single, iterator of spectrogram batches) for the synthesis formula."""
     kind, inputs, n, single = _synthesis_plan(model, pca, coefficients, z, pitch, space)
     batch_size = max(1, int(batch_size))
@@ -353,26 +353,28 @@ def _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size):
         for start in range(0, n, batch_size):
             part = slice(start, min(n, start + batch_size))
             if kind == "layer":
-                yield model.specgrams_from_layer(pca.layer, inputs[part])
+                yield model.specgrams_from_layer(pca.layer, inputs[part], frames)
             elif kind == "z":
                 zs, pitches, offset = inputs
                 values = model.layer_output(pca.layer, zs[part], pitches[part]) + offset[part]
-                yield model.specgrams_from_layer(pca.layer, values)
+                yield model.specgrams_from_layer(pca.layer, values, frames)
             else:
                 zs, pitches = inputs
-                yield model.generate_specgrams(zs[part], pitches[part])
+                yield model.generate_specgrams(zs[part], pitches[part], frames)
 
     return single, batches()
 
 
-def synthesize_specgrams(model, pca, coefficients, z=None, pitch=None, space=None, batch_size=8):
-    """The spectrograms ``synthesize`` turns into audio (same arguments, same formula)."""
-    single, batches = _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size)
+def synthesize_specgrams(model, pca, coefficients, z=None, pitch=None, space=None, batch_size=8,
+                         frames=None):
+    """The spectrograms ``synthesize`` turns into audio (same arguments, same formula);
+    ``frames``: only the first ones, as ``Model.generate_specgrams``."""
+    single, batches = _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size, frames)
     specgrams = np.concatenate(list(batches))
     return specgrams[0] if single else specgrams
 
 
-def synthesize(model, pca, coefficients, z=None, pitch=None, space=None, batch_size=8):
+def synthesize(model, pca, coefficients, z=None, pitch=None, space=None, batch_size=8, length=None):
     """Audio from GANSpace coefficients: the module docstring's one formula.
 
     ``coefficients``: a vector (at most ``pca.n_components`` values; missing
@@ -381,14 +383,15 @@ def synthesize(model, pca, coefficients, z=None, pitch=None, space=None, batch_s
     ``"z"`` (the default with z) or ``"latent"``. ``z`` (one vector or one per
     clip) and ``pitch`` (one MIDI pitch or one per clip; default the model's
     middle pitch) count in ``z`` and ``latent`` space only; in ``latent``
-    space z is the centre (default zero). Raises PCAError for a PCA of
-    another model or layer shape, ValueError for bad coefficients, z or
-    pitch. Generates ``batch_size`` clips at a time to bound memory.
+    space z is the centre (default zero). ``length``: only the first
+    ``length`` samples of each clip, computing only what they depend on.
+    Raises PCAError for a PCA of another model or layer shape, ValueError for
+    bad coefficients, z, pitch or length. Generates ``batch_size`` clips at a
+    time to bound memory.
     """
-    from .spectral import specgrams_to_waves
-
-    single, batches = _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size)
-    audio = np.concatenate([specgrams_to_waves(s) for s in batches])
+    frames = model.frames_for_length(length)
+    single, batches = _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size, frames)
+    audio = np.concatenate([model.waves(s, length) for s in batches])
     return audio[0] if single else audio
 
 

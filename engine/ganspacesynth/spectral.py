@@ -177,12 +177,36 @@ def _wrap(phase):
     return phase - turns
 
 
+def frames_for_samples(samples):
+    """How many leading frames determine the first ``samples`` samples of the audio.
+
+    Each sample depends on the (up to) four frames whose windows cover it,
+    and the audio starts PAD_LEFT samples into the first frame's window.
+    """
+    if not 1 <= samples <= AUDIO_LENGTH:
+        raise ValueError(f"samples must be between 1 and {AUDIO_LENGTH}, got {samples}")
+    return min(N_FRAMES, -(-(samples + PAD_LEFT) // HOP))
+
+
+MIN_FRAMES = frames_for_samples(1)  # 7: the first six frames end before the audio starts
+
+
+def samples_for_frames(frames):
+    """How many samples the first ``frames`` frames determine exactly: all of them for
+    the whole spectrogram, else the ones no later frame's window reaches."""
+    if frames == N_FRAMES:
+        return AUDIO_LENGTH
+    return frames * HOP - PAD_LEFT
+
+
 def _check_specgrams(specgrams):
     specgrams = np.asarray(specgrams, dtype=np.float32)
-    if specgrams.ndim not in (3, 4) or specgrams.shape[-3:] != (N_FRAMES, N_MEL, 2):
+    if (specgrams.ndim not in (3, 4) or specgrams.shape[-2:] != (N_MEL, 2)
+            or not MIN_FRAMES <= specgrams.shape[-3] <= N_FRAMES):
         raise ValueError(
             f"mel spectrograms must have shape ({N_FRAMES}, {N_MEL}, 2) or "
-            f"(n, {N_FRAMES}, {N_MEL}, 2), got {specgrams.shape}")
+            f"(n, {N_FRAMES}, {N_MEL}, 2) (or the first {MIN_FRAMES} to {N_FRAMES} frames), "
+            f"got {specgrams.shape}")
     return specgrams
 
 
@@ -192,12 +216,15 @@ def specgrams_to_waves(specgrams):
     ``specgrams``: (n, 128, 1024, 2) or (128, 1024, 2); channel 0 is the log
     mel power, channel 1 the mel instantaneous frequency (phase step per
     frame / pi). Returns (n, 64000) or (64000,), as Magenta's
-    ``melspecgrams_to_waves``.
+    ``melspecgrams_to_waves``. Given only the first T frames, returns the
+    ``samples_for_frames(T)`` samples they determine, equal to the start of
+    the whole clip's audio.
     """
     specgrams = _check_specgrams(specgrams)
     single = specgrams.ndim == 3
     if single:
         specgrams = specgrams[np.newaxis]
+    n_frames = specgrams.shape[1]
     mel_to_linear = _mel_to_linear()
 
     magnitude = mel_to_linear(np.exp(specgrams[..., 0]))
@@ -211,7 +238,7 @@ def specgrams_to_waves(specgrams):
     # leaves [-0.5, 0.5] and keeps float32 resolution.
     turns = mel_to_linear(specgrams[..., 1] * np.float32(0.5))
     turns[:, 0] -= np.rint(turns[:, 0])
-    for t in range(1, N_FRAMES):
+    for t in range(1, n_frames):
         frame = turns[:, t]
         frame += turns[:, t - 1]
         frame -= np.rint(frame)
@@ -220,7 +247,7 @@ def specgrams_to_waves(specgrams):
     # Frames 0..2 land entirely in the left padding that is cut off below.
     first = PAD_LEFT // HOP - _OVERLAP + 1
     n = specgrams.shape[0]
-    stft = np.zeros((n, N_FRAMES - first, N_BINS + 1), dtype=np.complex64)
+    stft = np.zeros((n, n_frames - first, N_BINS + 1), dtype=np.complex64)
     real, imag = stft.real[..., 1:], stft.imag[..., 1:]
     np.cos(turns[:, first:], out=real)
     np.sin(turns[:, first:], out=imag)
@@ -232,12 +259,13 @@ def specgrams_to_waves(specgrams):
 
     # Overlap-add: with N_FFT = 4 * HOP, frame t's quarter q lands on hop
     # block t + q, so four shifted adds of whole arrays do it.
-    quarters = frames.reshape(n, N_FRAMES - first, _OVERLAP, HOP)
-    blocks = np.zeros((n, N_FRAMES - first + _OVERLAP - 1, HOP), dtype=np.float32)
+    quarters = frames.reshape(n, n_frames - first, _OVERLAP, HOP)
+    blocks = np.zeros((n, n_frames - first + _OVERLAP - 1, HOP), dtype=np.float32)
     for q in range(_OVERLAP):
-        blocks[:, q:q + N_FRAMES - first] += quarters[:, :, q]
+        blocks[:, q:q + n_frames - first] += quarters[:, :, q]
     skip = PAD_LEFT // HOP - first  # padding blocks still left after `first`
-    waves = blocks[:, skip:skip + AUDIO_LENGTH // HOP].reshape(n, AUDIO_LENGTH)
+    length = samples_for_frames(n_frames)
+    waves = blocks[:, skip:skip + length // HOP].reshape(n, length)
     return waves[0] if single else waves
 
 
