@@ -170,6 +170,14 @@ def voluntary_switches(pid):
     return int(match.group(1)) if match else None
 
 
+def _shown(path):
+    """A path as the figures should show it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(FIXTURE), help="model folder or 'default' (default: test fixture)")
@@ -212,7 +220,7 @@ def main(argv=None):
     max_us, mean_us, silent, swaps = map(float, stats[-1].split()[1:])
     ready = [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]  # not the warm-up
     (t0, v0), (t1, v1) = marks["start"], marks["end"]
-    print(f"model {args.model}" + (f", PCA {pca}" if pca else " (z mode)"))
+    print(f"model {_shown(args.model)}" + (f", PCA {_shown(pca)}" if pca else " (z mode)"))
     print(f"{args.changes} changes, one every {args.interval} ms, over {t1 - t0:.1f} s of wall clock")
     print(f"generations finished: {len(ready)} (the others coalesced), "
           f"median {statistics.median(ready):.0f} ms on the worker" if ready else "no generation finished")
