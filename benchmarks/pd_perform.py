@@ -35,51 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "data" / "gansynth-reference"
-EXTERNAL = "ganspacesynth~.pd_darwin" if sys.platform == "darwin" else "ganspacesynth~.pd_linux"
-
-
-def external_dir():
-    configured = os.environ.get("GANSPACESYNTH_PD_PATH")
-    if configured:
-        return Path(configured)
-    try:
-        import ganspacesynth
-
-        if (ganspacesynth.pd_path() / EXTERNAL).is_file():
-            return ganspacesynth.pd_path()
-    except ImportError:
-        pass
-    build = REPO / "build" / "pd-bench"
-    for command in (["cmake", "-S", str(REPO), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
-                    ["cmake", "--build", str(build), "--parallel", "2"]):
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return build / "pd"
-
-
-class Patch:
-    def __init__(self):
-        self.lines, self.connections = [], []
-
-    def add(self, kind, text):
-        escaped = text.replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
-        self.lines.append(f"#X {kind} 10 {10 + 25 * len(self.lines)} {escaped};")
-        return len(self.lines) - 1
-
-    def obj(self, text):
-        return self.add("obj", text)
-
-    def msg(self, text):
-        return self.add("msg", text)
-
-    def connect(self, a, outlet, b, inlet=0):
-        self.connections.append(f"#X connect {a} {outlet} {b} {inlet};")
-
-    def chain(self, *objects):
-        for a, b in zip(objects, objects[1:]):
-            self.connect(a, 0, b)
-
-    def text(self):
-        return "#N canvas 0 50 600 800 12;\n" + "\n".join(self.lines + self.connections) + "\n"
+sys.path.insert(0, str(REPO / "tests"))
+from pd_patch import Patch, SetupError, locate_external  # noqa: E402  (the tests' patch writer)
 
 
 def bench_patch(model, pca, changes, interval_ms):
@@ -111,17 +68,8 @@ def bench_patch(model, pca, changes, interval_ms):
     p.connect(start, 1, started)
     p.connect(started, 0, p.obj("print bench"))
     # a change every interval_ms of wall-clock time (logical time races ahead)
-    clock = p.obj("metro 1")
+    clock, tick = p.wall_clock_ticks(interval_ms)
     p.connect(start, 0, clock)
-    poll = p.obj("t b")
-    elapsed = p.obj("realtime")
-    due = p.obj(f"moses {interval_ms}")
-    tick = p.obj("t b b")
-    p.chain(clock, poll)
-    p.connect(poll, 0, elapsed, 1)
-    p.connect(elapsed, 0, due)
-    p.connect(due, 1, tick)
-    p.connect(tick, 1, elapsed)
     value = p.obj("random 601")
     scaled = p.obj("expr ($f1 - 300) / 100")
     index = p.obj("random 8")
@@ -158,7 +106,7 @@ def bench_patch(model, pca, changes, interval_ms):
     p.connect(route, 2, ended)
     p.connect(ended, 0, p.obj("print bench"))
     p.connect(route, 2, p.msg("; pd quit"))
-    return p.text()
+    return p
 
 
 def voluntary_switches(pid):
@@ -189,11 +137,14 @@ def main(argv=None):
     pca = args.pca or (str(FIXTURE / "pca_conv0.pickle") if args.model == str(FIXTURE) else None)
     if not shutil.which("pd"):
         sys.exit("pd is not installed (Debian/Ubuntu: apt-get install puredata-core puredata-dev)")
-    pd_dir = external_dir()
+    try:
+        pd_dir = locate_external(REPO / "build" / "pd-bench", build_type="Release")
+    except SetupError as error:
+        sys.exit(str(error))
 
     with tempfile.TemporaryDirectory() as tmp:
         patch = Path(tmp) / "bench.pd"
-        patch.write_text(bench_patch(args.model, pca, args.changes, args.interval))
+        bench_patch(args.model, pca, args.changes, args.interval).write(patch)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         process = subprocess.Popen(["pd", "-nrt", "-noprefs", "-noaudio", "-nomidi", "-nogui", "-batch",
                                     "-stderr", "-path", str(pd_dir), str(patch)],

@@ -178,19 +178,12 @@ def bench_load(table, args, model):
 
 
 def _native_dir():
-    """Where the built bridge is: GANSPACESYNTH_PD_PATH, the installed package, or a CMake build."""
-    import subprocess
+    """Where the built bridge is: GANSPACESYNTH_PD_PATH, the installed package, or a CMake
+    build (the one pd_perform.py uses too)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from pd_patch import locate_external
 
-    from ganspacesynth import pd_path
-
-    for folder in (os.environ.get("GANSPACESYNTH_PD_PATH"), str(pd_path())):
-        if folder and list(Path(folder).glob("libganspacesynth_bridge.*")):
-            return Path(folder)
-    build = HERE.parent / "build" / "bench"
-    subprocess.run(["cmake", "-S", str(HERE.parent), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
-                   check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
-    return build / "pd"
+    return locate_external(HERE.parent / "build" / "pd-bench", build_type="Release")
 
 
 def bench_bridge(table, args, model):

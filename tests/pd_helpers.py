@@ -1,5 +1,6 @@
-"""Running real Pd in batch mode from tests: finding or building [ganspacesynth~],
-writing patches, running them and reading what they printed.
+"""Running real Pd in batch mode from tests: finding or building [ganspacesynth~]
+and writing patches (``pd_patch``, with its errors as test failures), running
+them and reading what they printed.
 
 Batch mode (``pd -batch``) runs the scheduler as fast as the CPU allows, so
 logical time races ahead of the clock on the wall: patches never wait with
@@ -7,6 +8,7 @@ logical time races ahead of the clock on the wall: patches never wait with
 and end themselves with ``; pd quit``.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -15,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXTERNAL = "ganspacesynth~.pd_darwin" if os.uname().sysname == "Darwin" else "ganspacesynth~.pd_linux"
-INSTALL_HINT = ("Pd is not installed: install puredata-core and puredata-dev "
-                "(Debian/Ubuntu: apt-get install puredata-core puredata-dev); CI installs them")
+import pd_patch
+from pd_patch import EXTERNAL, INSTALL_HINT, REPO, Patch  # noqa: F401  (the tests' imports)
 
 
 def pd_binary():
@@ -28,82 +28,22 @@ def pd_binary():
     return pd
 
 
+@contextlib.contextmanager
+def _setup_errors_fail_the_test():
+    try:
+        yield
+    except pd_patch.SetupError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
 def cmake_build(build_dir, *options):
-    """Configure and build the native parts into build_dir; return its pd folder."""
-    cmake = shutil.which("cmake")
-    if not cmake:
-        pytest.fail("cmake is needed to build the Pd external for the tests", pytrace=False)
-    build_dir = Path(build_dir)
-    for command in ([cmake, "-S", str(REPO), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=RelWithDebInfo", *options],
-                    [cmake, "--build", str(build_dir), "--parallel", "2"]):
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode:
-            pytest.fail(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}",
-                        pytrace=False)
-    folder = build_dir / "pd"
-    if not (folder / EXTERNAL).is_file():
-        pytest.fail(f"the build made no {EXTERNAL} in {folder}: were Pd's headers found? "
-                    f"({INSTALL_HINT})", pytrace=False)
-    return folder
+    with _setup_errors_fail_the_test():
+        return pd_patch.cmake_build(build_dir, *options)
 
 
 def locate_external(build_dir):
-    """GANSPACESYNTH_PD_PATH, else the installed package's pd folder, else a CMake build."""
-    configured = os.environ.get("GANSPACESYNTH_PD_PATH")
-    if configured:
-        folder = Path(configured)
-        if not (folder / EXTERNAL).is_file():
-            pytest.fail(f"GANSPACESYNTH_PD_PATH={configured} holds no {EXTERNAL}", pytrace=False)
-        return folder
-    import ganspacesynth
-
-    installed = ganspacesynth.pd_path()
-    if (installed / EXTERNAL).is_file():
-        return installed
-    return cmake_build(build_dir)
-
-
-def _escape(text):
-    return text.replace("\\", "\\\\").replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
-
-
-class Patch:
-    """A patch written object by object; obj/msg return the index connect() wants."""
-
-    def __init__(self):
-        self.lines = []
-        self.connections = []
-
-    def _add(self, kind, text):
-        n = len(self.lines)
-        self.lines.append(f"#X {kind} {10 + 200 * (n % 4)} {10 + 30 * (n // 4)} {_escape(text)};")
-        return n
-
-    def obj(self, text):
-        return self._add("obj", text)
-
-    def subpatch(self, name):
-        """An empty [pd name], to fill by dynamic patching through `pd-name`."""
-        n = len(self.lines)
-        self.lines.append(f"#N canvas 0 50 450 300 {name} 0;\n#X restore {10 + 200 * (n % 4)} "
-                          f"{10 + 30 * (n // 4)} pd {name};")
-        return n
-
-    def msg(self, text):
-        return self._add("msg", text)
-
-    def connect(self, source, outlet, sink, inlet=0):
-        self.connections.append(f"#X connect {source} {outlet} {sink} {inlet};")
-
-    def chain(self, *indices):
-        """Connect outlet 0 of each to inlet 0 of the next."""
-        for a, b in zip(indices, indices[1:]):
-            self.connect(a, 0, b, 0)
-
-    def write(self, path):
-        path = Path(path)
-        path.write_text("#N canvas 0 50 900 700 12;\n" + "\n".join(self.lines + self.connections) + "\n")
-        return path
+    with _setup_errors_fail_the_test():
+        return pd_patch.locate_external(build_dir)
 
 
 def run_pd(patch, pd_dir, env=None, timeout=240, extra=(), clean_env=False):

@@ -1,0 +1,117 @@
+"""Pd patches written from Python, and the native folder they need: shared by the
+tests (through ``pd_helpers``) and the benchmarks, so it does not import pytest.
+
+``locate_external`` finds the folder with [ganspacesynth~] and the C bridge:
+GANSPACESYNTH_PD_PATH, else the installed package's pd folder, else a CMake
+build of this checkout. Problems are a ``SetupError`` saying what to install.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXTERNAL = "ganspacesynth~.pd_darwin" if os.uname().sysname == "Darwin" else "ganspacesynth~.pd_linux"
+INSTALL_HINT = ("Pd is not installed: install puredata-core and puredata-dev "
+                "(Debian/Ubuntu: apt-get install puredata-core puredata-dev); CI installs them")
+
+
+class SetupError(RuntimeError):
+    """Pd, cmake or the native build is missing or failed."""
+
+
+def cmake_build(build_dir, *options, build_type="RelWithDebInfo"):
+    """Configure and build the native parts into build_dir; return its pd folder."""
+    cmake = shutil.which("cmake")
+    if not cmake:
+        raise SetupError("cmake is needed to build the Pd external")
+    build_dir = Path(build_dir)
+    for command in ([cmake, "-S", str(REPO), "-B", str(build_dir), f"-DCMAKE_BUILD_TYPE={build_type}", *options],
+                    [cmake, "--build", str(build_dir), "--parallel", "2"]):
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            raise SetupError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    folder = build_dir / "pd"
+    if not (folder / EXTERNAL).is_file():
+        raise SetupError(f"the build made no {EXTERNAL} in {folder}: were Pd's headers found? ({INSTALL_HINT})")
+    return folder
+
+
+def locate_external(build_dir, build_type="RelWithDebInfo"):
+    """GANSPACESYNTH_PD_PATH, else the installed package's pd folder, else a CMake build."""
+    configured = os.environ.get("GANSPACESYNTH_PD_PATH")
+    if configured:
+        folder = Path(configured)
+        if not (folder / EXTERNAL).is_file():
+            raise SetupError(f"GANSPACESYNTH_PD_PATH={configured} holds no {EXTERNAL}")
+        return folder
+    import ganspacesynth
+
+    installed = ganspacesynth.pd_path()
+    if (installed / EXTERNAL).is_file():
+        return installed
+    return cmake_build(build_dir, build_type=build_type)
+
+
+def _escape(text):
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace(",", " \\,").replace(";", " \\;")
+
+
+class Patch:
+    """A patch written object by object; obj/msg return the index connect() wants."""
+
+    def __init__(self):
+        self.lines = []
+        self.connections = []
+
+    def _add(self, kind, text):
+        n = len(self.lines)
+        self.lines.append(f"#X {kind} {10 + 200 * (n % 4)} {10 + 30 * (n // 4)} {_escape(text)};")
+        return n
+
+    def obj(self, text):
+        return self._add("obj", text)
+
+    def subpatch(self, name):
+        """An empty [pd name], to fill by dynamic patching through `pd-name`."""
+        n = len(self.lines)
+        self.lines.append(f"#N canvas 0 50 450 300 {name} 0;\n#X restore {10 + 200 * (n % 4)} "
+                          f"{10 + 30 * (n // 4)} pd {name};")
+        return n
+
+    def msg(self, text):
+        return self._add("msg", text)
+
+    def connect(self, source, outlet, sink, inlet=0):
+        self.connections.append(f"#X connect {source} {outlet} {sink} {inlet};")
+
+    def chain(self, *indices):
+        """Connect outlet 0 of each to inlet 0 of the next."""
+        for a, b in zip(indices, indices[1:]):
+            self.connect(a, 0, b, 0)
+
+    def wall_clock_ticks(self, interval_ms):
+        """A [metro 1] that, while on, bangs the returned trigger's left outlet every
+        ``interval_ms`` of wall-clock time; returns (metro, trigger).
+
+        Batch-mode Pd runs logical time far ahead of the clock on the wall, so
+        a plain [metro interval_ms] would fire far too often: [realtime] is
+        polled every logical millisecond instead, and restarted at each tick.
+        """
+        clock = self.obj("metro 1")
+        poll = self.obj("t b")
+        elapsed = self.obj("realtime")
+        due = self.obj(f"moses {interval_ms}")
+        tick = self.obj("t b b")
+        self.chain(clock, poll)
+        self.connect(poll, 0, elapsed, 1)
+        self.connect(elapsed, 0, due)
+        self.connect(due, 1, tick)
+        self.connect(tick, 1, elapsed)
+        return clock, tick
+
+    def write(self, path):
+        path = Path(path)
+        path.write_text("#N canvas 0 50 900 700 12;\n" + "\n".join(self.lines + self.connections) + "\n")
+        return path
