@@ -189,15 +189,20 @@ class Generator(tf.Module):
 
     def run_layers(self, x, start, stop, plan=None):
         """Apply layers start..stop-1 to x (the output of layer start-1, or the padded input),
-        cutting each block's output to ``plan`` (from ``rows_plan``) before it is used."""
+        cutting each block's output to ``plan`` (from ``rows_plan``): the output given
+        at entry as well as each one made here."""
+        x = self._cut(x, start - 1, plan)
         for index in range(start, stop):
-            if plan is not None and index % 2 == 0 and index > 0 and plan[index // 2 - 1] is not None:
-                x = x[:, :plan[index // 2 - 1]]
-            x = self.apply_layer(index, x)
-        block = (stop - 1) // 2
-        if plan is not None and stop % 2 == 0 and plan[block] is not None:
-            x = x[:, :plan[block]]
+            x = self._cut(self.apply_layer(index, x), index, plan)
         return x
+
+    @staticmethod
+    def _cut(x, layer, plan):
+        """x, the output of ``layer`` (-1: the input), cut to ``plan`` if that layer closes a block."""
+        closes_block = layer >= 0 and layer % 2 == 1
+        if plan is None or not closes_block or plan[layer // 2] is None:
+            return x
+        return x[:, :plan[layer // 2]]
 
     def rgb(self, x, block):
         x = self.to_rgb[block - 1](x)

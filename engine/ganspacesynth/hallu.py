@@ -73,7 +73,6 @@ class HalluSettings:
                 f"start trim + attack + sustain + release = {total:g} s does not fit in a "
                 f"{clip_seconds:g} s clip")
 
-
     def note_samples(self, sample_rate: int, clip_length: int):
         """(samples trimmed, samples the note keeps); rounding each time to whole samples
         may overshoot a note that fills the clip by a sample or two, so the clip bounds it."""
