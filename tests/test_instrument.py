@@ -75,3 +75,31 @@ def test_test_delay(monkeypatch, instrument):
     start = time.perf_counter()
     instrument.generate()
     assert time.perf_counter() - start >= 0.3
+
+
+def test_a_model_brings_its_own_pca(tmp_path):
+    """'load MODEL' takes the pca.npz in the model's folder; 'load MODEL none' does not."""
+    import shutil
+
+    from ganspacesynth.model import resolve_model_path
+    from ganspacesynth.pca import DEFAULT_PCA_FILE, load_pca
+
+    own = load_pca("default").n_components
+    assert own > 0
+    i = Instrument()
+    assert i.load("default")[0] == own
+    assert i.pca is not None and i.generate().shape == (64000,)    # layer mode, no other step
+    assert i.load("default", "none")[0] == 0 and i.pca is None
+    assert i.load("default", "")[0] == own                         # empty: the same as none given
+
+    # a folder with a broken pca.npz: a clear error, the previous model stays
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model_path("default"), folder)
+    (folder / DEFAULT_PCA_FILE).write_bytes(b"not a PCA")
+    with pytest.raises(GanspacesynthError, match=r"^load: the model's own PCA cannot be used .*"
+                                                 r"'load .*model none'"):
+        i.load(folder)
+    assert i.n_components == own and i.model_name == "default"
+    assert i.load(folder, "none")[0] == 0
+    (folder / DEFAULT_PCA_FILE).unlink()
+    assert i.load(folder)[0] == 0                                  # no file: no PCA, no error

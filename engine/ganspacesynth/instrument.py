@@ -36,6 +36,7 @@ HALLU_SETTINGS = {
     "release": ("release", 0.5),
 }
 MAX_INTERP_STEPS = 32
+NO_PCA = "none"     # load MODEL none: the model without its own PCA
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
 
 
@@ -128,12 +129,17 @@ class Instrument:
         return self.pca
 
     def load(self, model_path, pca_path=None):
-        """Load a model folder (or ``default``) and optionally a PCA file for it.
+        """Load a model folder (or ``default``) and the PCA to play it with.
 
-        On failure the previous model stays loaded. z restarts at seed 0 and
-        pitch at the model's default, so a fresh load always sounds the same.
+        ``pca_path`` None (or empty) takes the model's own PCA, the file
+        ``pca.npz`` in its folder, when the folder has one (the default model
+        does), and none otherwise; ``"none"`` loads no PCA; anything else is
+        a PCA file. On failure the previous model stays loaded. z restarts
+        at seed 0 and pitch at the model's default, so a fresh load always
+        sounds the same.
         """
-        from .model import load_model
+        from .model import load_model, resolve_model_path
+        from .pca import DEFAULT_PCA_FILE
 
         model_path = str(model_path)
         if not model_path:
@@ -143,7 +149,17 @@ class Instrument:
         except GanspacesynthError as error:
             raise _prefixed("load", error) from None
         pca = None
-        if pca_path:
+        pca_path = "" if pca_path is None else str(pca_path)
+        if not pca_path:
+            own = resolve_model_path(model_path) / DEFAULT_PCA_FILE
+            if own.is_file():
+                try:
+                    pca = self._read_pca(model, own)
+                except GanspacesynthError as error:
+                    raise GanspacesynthError(
+                        f"load: the model's own PCA cannot be used ({error}); send "
+                        f"'load {model_path} none' to load the model without it") from None
+        elif pca_path != NO_PCA:
             pca = self._read_pca(model, pca_path)
         self.model, self.model_name, self.pca = model, model_path, pca
         self.z = model.random_z(1, seed=0)[0]
