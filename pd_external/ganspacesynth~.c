@@ -971,7 +971,11 @@ static void ganspacesynth_load(t_ganspacesynth *x, t_symbol *s, int argc, t_atom
     if (!(j = job_new(x, J_LOAD)))
         return;
     j->text = resolve_path(x, argv[0].a_w.w_symbol);
-    j->text2 = argc == 2 ? resolve_path(x, argv[1].a_w.w_symbol) : NULL;
+    /* no PCA named: the engine takes the model folder's own pca.npz if there
+       is one; 'none': no PCA at all */
+    j->text2 = argc < 2 ? NULL
+        : !strcmp(argv[1].a_w.w_symbol->s_name, "none") ? strdup("none")
+        : resolve_path(x, argv[1].a_w.w_symbol);
     post_job(x, j);
 }
 

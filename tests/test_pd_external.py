@@ -328,3 +328,25 @@ def test_hallucinate_matches_the_engine(pd_dir, tmp_path, reference_model):
     error = relative_error(written, expected)
     print(f"Hallu: max |Pd - engine| / peak = {error:.2e}")
     assert error <= TOLERANCE
+
+
+def test_load_default_brings_its_pca(pd_dir, tmp_path):
+    """'load default' loads the default model's own PCA: 'generate' plays (layer
+    mode) with no other message; 'load default none' loads no PCA."""
+    from ganspacesynth.pca import load_pca
+
+    own = load_pca("default").n_components
+    patch = Patch()
+    done = quit_after(patch, 2)
+    generating_object(patch, "load default, generate", tmp_path / "own.wav", done)
+    # without the PCA, layer mode has nothing to play: an error, then done
+    generating_object(patch, "load default none, generate", tmp_path / "none.wav", done)
+    code, stderr = run_pd(patch.write(tmp_path / "own-pca.pd"), pd_dir)
+    replies = printed(stderr, "reply")
+    assert code == 0, stderr[-3000:]
+    assert f"loaded {own} 16000 64000" in replies, replies
+    assert "loaded 0 16000 64000" in replies, replies
+    assert (tmp_path / "own.wav").is_file(), replies
+    assert len(read_wav(tmp_path / "own.wav")) == 4 * PD_RATE
+    errors = [r for r in replies if r.startswith("error")]
+    assert len(errors) == 1 and "generate: no PCA loaded" in errors[0], replies
