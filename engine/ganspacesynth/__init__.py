@@ -14,9 +14,19 @@ Names are resolved lazily so that ``ganspacesynth --help`` and light tools do
 not pay for importing TensorFlow.
 """
 
+import os
 from importlib import import_module
 
 __version__ = "0.1.0"
+
+# TensorFlow's C++ start-up lines (oneDNN, CPU features) are noise on the
+# command line and in Pd's console: hide its INFO and WARNING lines unless the
+# user chose a level. Here because every entry point (the CLI, the Pd bridge,
+# a script) imports the package before TensorFlow; quiet.py filters the lines
+# that this variable cannot reach.
+_TF_LOG_LEVEL_FROM_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import_module(".quiet", __name__).install()
 
 _EXPORTS = {
     "load_model": "model",

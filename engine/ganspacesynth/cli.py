@@ -519,7 +519,29 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
+    # Before or after the command: ganspacesynth --verbose info M, ganspacesynth info M --verbose
+    for p in [parser, *sub.choices.values()]:
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="show TensorFlow's own start-up and log lines (hidden by default)")
     return parser
+
+
+def _set_verbosity(verbose):
+    """TensorFlow reads its log level when it is first imported, after this.
+    A TF_CPP_MIN_LOG_LEVEL of the user's own is left alone."""
+    import os
+
+    from . import _TF_LOG_LEVEL_FROM_USER, quiet
+
+    if verbose:
+        os.environ["GANSPACESYNTH_VERBOSE"] = "1"
+        quiet.uninstall()
+        if not _TF_LOG_LEVEL_FROM_USER:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    elif not _TF_LOG_LEVEL_FROM_USER:
+        # errors too: training's grappler "remapper failed" lines are harmless
+        # noise, and real failures reach the user as Python exceptions
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 
 # Options whose value is a comma-separated coefficient list. argparse takes a
@@ -542,6 +564,7 @@ def _glue_list_options(argv):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(_glue_list_options(sys.argv[1:] if argv is None else list(argv)))
+    _set_verbosity(getattr(args, "verbose", False))
     from .errors import GanspacesynthError
 
     try:
