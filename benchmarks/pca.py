@@ -4,6 +4,8 @@
     python benchmarks/pca.py --full          # also measure 1,048,576 samples with cov (~10-20 min)
     python benchmarks/pca.py --only cov ipca --samples 32768
 
+SeFa, closed form, is timed last on the same model (whole ``compute_pca`` calls).
+
 The model is the full-size generator (``ModelConfig()``: conv0 is 2 x 16 x 256
 = 8192 values) with random weights: the cost of sampling and fitting does not
 depend on what the weights are. Each estimator's time is split into the
@@ -114,6 +116,7 @@ def main(argv=None):
             verdict = "under" if projected < GOAL_SECONDS else "over"
             projection = f"{minutes(projected)} extrapolated ({verdict} the 20 min goal)"
         print(row(estimator, samples, stream, final) + projection, flush=True)
+    print(sefa_row(model, args.components), flush=True)
     if args.full:
         stream, final, _ = run(model, "cov", TARGET, args.components, args.batch_size)
         print(row("cov", TARGET, stream, final) + f"{minutes(stream + final)} measured")
@@ -121,6 +124,22 @@ def main(argv=None):
     if "ica" in args.only:
         print("ica*: FastICA did not converge (random weights leave little independent structure); "
               "the time is for its iteration limit")
+
+
+def sefa_row(model, components, repeats=5):
+    """SeFa samples nothing: the median of a few whole compute_pca calls (the first one traces)."""
+    from ganspacesynth.pca import compute_pca
+
+    model.identifier  # hashed once per model, not part of the estimator
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        compute_pca(model, layer="conv0", n_components=components, estimator="sefa")
+        times.append(time.perf_counter() - start)
+    steady = sorted(times[1:])
+    return (f"{'sefa':<10}{'0':>9}{'-':>9}{steady[len(steady) // 2]:>8.2f}s{'':>9}{'':>11}   "
+            f"closed form: median of {repeats} (range {steady[0]:.2f}..{steady[-1]:.2f} s; "
+            f"first call {times[0]:.2f} s)")
 
 
 def row(estimator, samples, stream, final):

@@ -291,6 +291,69 @@ def test_latent_directions_move_one_component_and_keep_pitch(reference_model, co
         model.synthesize(original_pca, c, space="latent")
 
 
+# --- SeFa ----------------------------------------------------------------------------------
+
+def _z_to_conv0_preactivation(model):
+    """Block 1's conv0 (before its bias and nonlinearity) as a matrix from z, measured by running
+    the TensorFlow conv on each basis vector of z placed where the generator places its input."""
+    import tensorflow as tf
+
+    c, conv = model.config, model.generator.convs[0]
+    inputs = np.eye(c.latent_size, c.latent_size + c.num_pitches, dtype=np.float32)
+    padded = np.zeros((c.latent_size, 2 * c.start_height - 1, 2 * c.start_width - 1, inputs.shape[1]),
+                      np.float32)
+    padded[:, c.start_height - 1, c.start_width - 1] = inputs
+    out = tf.nn.conv2d(padded, conv.kernel, 1, "VALID").numpy()
+    return out.reshape(c.latent_size, -1).astype(np.float64)
+
+
+def test_sefa_equals_a_direct_eigendecomposition(reference_model, tmp_path):
+    model = reference_model
+    pca = compute_pca(model, estimator="sefa", n_components=6)
+    A = _z_to_conv0_preactivation(model)
+    A /= np.linalg.norm(A, axis=0, keepdims=True)  # genforce/sefa normalises each output's weights
+    values, vectors = np.linalg.eigh(A @ A.T)
+    values, vectors = values[::-1][:6], vectors[:, ::-1][:, :6].T
+    np.testing.assert_allclose(pca.explained_variance_ratio, values / np.trace(A @ A.T), rtol=1e-5)
+    assert np.abs(np.sum(pca.latent_directions * vectors, axis=1)) == pytest.approx(np.ones(6), abs=1e-5)
+    np.testing.assert_allclose(pca.latent_stdev, 1.0)
+    assert (pca.estimator, pca.n_samples, pca.layer_shape) == ("sefa", None, (2, 16, 32))
+    assert np.linalg.norm(pca.components.reshape(6, -1), axis=1) == pytest.approx(np.ones(6), abs=1e-5)
+    assert np.all(pca.stdev > 0)
+    path = pca.save(tmp_path / "sefa.npz")
+    again = load_pca(path, model=model)
+    assert again.estimator == "sefa" and again.latent_directions.shape == (6, model.latent_size)
+    audio = model.synthesize(again, [2.0, -1.0], z=model.random_z(1, seed=3)[0], pitch=40, space="latent")
+    assert audio.shape == (64000,) and np.all(np.isfinite(audio))
+    with pytest.raises(PCAError, match="reads z"):
+        compute_pca(model, layer="conv1", estimator="sefa")
+    with pytest.raises(ValueError, match="size of z"):
+        compute_pca(model, estimator="sefa", n_components=model.latent_size + 1)
+
+
+# --- names ---------------------------------------------------------------------------------
+
+def test_names_are_saved_loaded_and_checked(tmp_path, cov_pca):
+    pca = cov_pca
+    named = PCA(pca.layer, pca.components[:2], pca.stdev[:2], pca.explained_variance_ratio[:2], pca.mean,
+                estimator="named", model_id=pca.model_id, names=["brightness", "loudness"])
+    again = load_pca(named.save(tmp_path / "named.npz"))
+    assert again.names == ["brightness", "loudness"] and again.index("loudness") == 1
+    assert list(again.named_coefficients({"loudness": 1.5})) == [0.0, 1.5]
+    assert list(again.named_coefficients({"brightness": -1}, base=[0.5, 2.0])) == [-1.0, 2.0]
+    assert again.label(0) == "brightness" and "names       brightness, loudness" in again.summary()
+    with pytest.raises(PCAError, match="no component named 'pitch'.*brightness, loudness"):
+        again.index("pitch")
+    assert load_pca(pca.save(tmp_path / "plain.npz")).names is None  # a file without names
+    with pytest.raises(PCAError, match="no named components"):
+        load_pca(tmp_path / "plain.npz").index("brightness")
+    for names, why in ((["a"], "1 names for 2"), (["a", "a"], "distinct"), (["a", "b c"], "without spaces"),
+                       ("ab", "list of strings")):
+        with pytest.raises(PCAError, match=why):
+            PCA(pca.layer, pca.components[:2], pca.stdev[:2], pca.explained_variance_ratio[:2], pca.mean,
+                estimator="named", names=names)
+
+
 # --- descriptors ------------------------------------------------------------------------
 
 SR = 16000

@@ -382,9 +382,10 @@ def _add_pca(sub):
                    help=f"number of random samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--components", type=int, default=DEFAULT_COMPONENTS,
                    help=f"number of components (default {DEFAULT_COMPONENTS})")
-    p.add_argument("--estimator", choices=["ipca", "cov", "pca", "ica"], default="ipca",
+    p.add_argument("--estimator", choices=["ipca", "cov", "pca", "ica", "sefa"], default="ipca",
                    help="ipca: incremental, as the paper (default); cov: exact and fastest, layers up to "
-                        "16384 values; pca, ica: keep all samples in memory")
+                        "16384 values; pca, ica: keep all samples in memory; sefa: closed form from "
+                        "conv0's weights, no sampling (directions in z)")
     p.add_argument("--pitch", type=int, help="sample at this MIDI pitch only (default: all of the model's)")
     p.add_argument("--batch-size", type=int, help="samples per generator batch (default: about 64 MiB)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

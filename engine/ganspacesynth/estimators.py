@@ -11,6 +11,11 @@ Estimators (one interface, as GANSpace's ``estimators.py``)
           ``COV_MAX_VALUES`` values are refused (use ``ipca``).
 ``pca``   sklearn PCA (full SVD) on all samples: keeps every sample in memory,
           fine for small counts.
+``sefa``  closed form, no sampling (``sefa``; ``pca.compute_sefa`` makes the PCA):
+          the eigenvectors of W^T W for the weight W of the layer that
+          reads z, block 1's conv0. Its directions live in z (the ``latent``
+          space plays them exactly); the layer-space components are their
+          images at conv0, linearised at the mean input.
 ``ica``   sklearn FastICA (the paper's suggested future work), on all samples.
           A component is a normalised column of the mixing matrix: the way
           the activation moves when one independent source moves.
@@ -247,7 +252,53 @@ def _finish(components, stdev, ratio):
     stdev = np.asarray(stdev, dtype=np.float64)
     order = np.argsort(-stdev, kind="stable")
     components, stdev, ratio = components[order], stdev[order], np.asarray(ratio, np.float64)[order]
+    return components * _signs(components)[:, np.newaxis], stdev, ratio
+
+
+def _signs(components):
+    """+1 or -1 per row: the sign that makes each row's largest-magnitude entry positive."""
     peak = components[np.arange(len(components)), np.argmax(np.abs(components), axis=1)]
-    components *= np.where(peak < 0, -1.0, 1.0)[:, np.newaxis]
-    return components, stdev, ratio
+    return np.where(peak < 0, -1.0, 1.0)
+
+
+def first_layer_z_map(kernel, latent_size):
+    """Block 1's conv0 as a matrix from z to its output: (latent_size, height * width * filters).
+
+    The generator pads the 1 x 1 input [z, one-hot pitch] by (height - 1,
+    width - 1) on each side and runs a VALID height x width conv, so output
+    position (i, j) sees the input through kernel tap (height-1-i, width-1-j)
+    alone: the layer is one dense map, the kernel flipped in both spatial
+    axes, input channels first (genforce/sefa's ``weight.flip(2, 3).permute(1,
+    0, 2, 3)`` for PGGAN's first layer). Only the z rows are kept: the pitch
+    rows are not directions in z space.
+    """
+    kernel = np.asarray(kernel)
+    flipped = kernel[::-1, ::-1]  # (height, width, inputs, filters)
+    return flipped.transpose(2, 0, 1, 3).reshape(kernel.shape[2], -1)[:int(latent_size)]
+
+
+def sefa(kernel, latent_size, n_components):
+    """SeFa (Shen & Zhou, CVPR 2021): closed-form directions in z from the layer that reads z.
+
+    ``A`` = ``first_layer_z_map`` with each output column normalised to unit
+    length (as genforce/sefa); the directions are the eigenvectors of
+    ``A A^T`` (``W^T W`` in the paper's notation, W = A^T), the z directions
+    the layer's output moves most along. Returns (eigenvalues (k,) largest
+    first, directions (k, latent_size) unit rows, eigenvalue total).
+    """
+    from scipy.linalg import eigh
+    from threadpoolctl import threadpool_limits
+
+    d = int(latent_size)
+    k = int(n_components)
+    if not 1 <= k <= d:
+        raise ValueError(f"n_components must be between 1 and {d} (the size of z) for sefa, got {k}")
+    # Small products: one BLAS thread is faster than several fighting the generator's for cores.
+    with threadpool_limits(1):
+        A = np.asarray(first_layer_z_map(kernel, latent_size), dtype=np.float64)
+        A /= np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
+        gram = A @ A.T  # latent x latent, about 1 GFLOP at full size
+        values, vectors = eigh(gram, subset_by_index=[d - k, d - 1])
+    order = np.argsort(values)[::-1]
+    return np.maximum(values[order], 0.0), vectors[:, order].T, float(np.trace(gram))
 

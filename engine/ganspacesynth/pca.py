@@ -30,12 +30,16 @@ import math
 
 import numpy as np
 
+from .errors import PCAError
 from .estimators import (COV_MAX_VALUES, ESTIMATORS, IN_MEMORY_MAX_BYTES, CovarianceEstimator,  # noqa: F401
-                         Estimator, ICAEstimator, IPCAEstimator, PCAEstimator, _finish)
+                         Estimator, ICAEstimator, IPCAEstimator, PCAEstimator, _finish, _signs,
+                         first_layer_z_map, sefa)
 from .pca_format import (DEFAULT_PCA, DEFAULT_PCA_FILE, FORMAT_NAME, FORMAT_VERSION, PCA,  # noqa: F401
                          load_pca)
 from .synthesis import SPACES, synthesize, synthesize_specgrams  # noqa: F401
 
+# Every estimator compute_pca takes: the sampled ones and the closed-form SeFa.
+CHOICES = (*ESTIMATORS, "sefa")
 DEFAULT_SAMPLES = 65536
 DEFAULT_COMPONENTS = 32
 DEFAULT_LATENT_SAMPLES = 16384
@@ -108,7 +112,7 @@ def compute_pca(model, layer="conv0", n_samples=DEFAULT_SAMPLES, n_components=DE
     draws from those. The generator runs only up to ``layer``, ``batch_size``
     samples at a time (default: about 64 MiB of activations; never fewer
     than twice the components the estimator tracks), and ``estimator``
-    (``ipca``, ``cov``, ``pca``, ``ica``; see the module docstring) is fed
+    (``ipca``, ``cov``, ``pca``, ``ica``; see ``estimators.py``) is fed
     batch by batch. Memory is
     bounded by one batch, except the covariance of ``cov`` and the full
     sample matrix of ``pca`` and ``ica``.
@@ -117,9 +121,14 @@ def compute_pca(model, layer="conv0", n_samples=DEFAULT_SAMPLES, n_components=DE
     0 to skip) give the latent directions ``latent`` space plays. ``seed``
     makes everything reproducible; ``progress``: True for a tqdm bar, or a
     callable(stage, done, total).
+
+    ``estimator="sefa"`` samples nothing: see ``compute_sefa`` (only
+    ``layer`` and ``n_components`` count).
     """
+    if estimator == "sefa":
+        return compute_sefa(model, layer, n_components)
     if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}: choose one of {', '.join(ESTIMATORS)}")
+        raise ValueError(f"unknown estimator {estimator!r}: choose one of {', '.join(CHOICES)}")
     shape = tuple(model.layer_shape(layer))  # ValueError naming the layers
     d = int(np.prod(shape))
     n_samples, n_components = int(n_samples), int(n_components)
@@ -210,3 +219,50 @@ def _latent_directions(pca, samples, bar):
     latent_stdev = np.sqrt(np.maximum(np.einsum("kl,lm,km->k", directions, z_cov, directions), 0.0))
     return directions.astype(np.float32), latent_stdev.astype(np.float32)
 
+
+
+def compute_sefa(model, layer="conv0", n_components=DEFAULT_COMPONENTS):
+    """SeFa directions (``estimators.sefa``) as a ``PCA``, from the weights alone.
+
+    The directions are in z: ``latent_directions`` are SeFa's eigenvectors
+    and ``latent_stdev`` is 1 (z is standard normal along any unit
+    direction), so ``latent`` space plays them exactly. For the ``layer`` and
+    ``z`` spaces each direction's image at conv0 is its derivative there,
+    taken at the mean input (z's part zero, the pitch one-hot averaged over
+    the model's pitches, scaled as the input's pixel norm scales a typical
+    z): ``components`` are those images normalised, ``stdev`` their lengths
+    (how far the layer moves for one unit of z) and ``mean`` the activation
+    of that input. ``explained_variance_ratio`` is each eigenvalue's share of
+    the normalised ``W^T W``'s trace. No sampling: one eigendecomposition of
+    a latent-size matrix and one forward-mode derivative of one layer.
+    """
+    import tensorflow as tf
+
+    first = model.layer_names[0]
+    if layer != first:
+        raise PCAError(f"sefa factorises the layer that reads z, {first}; it cannot be computed for "
+                       f"layer {layer!r}")
+    generator, config = model.generator, model.config
+    latent, pitches = config.latent_size, config.num_pitches
+    values, directions, total = sefa(generator.convs[0].kernel.numpy(), latent, n_components)
+    k = len(values)
+    scale = math.sqrt((latent + pitches) / (latent + 1.0))  # the input pixel norm, for |z|^2 = latent
+    centre = np.concatenate([np.zeros(latent), np.full(pitches, 1.0 / pitches)]) * scale
+    steps = np.concatenate([directions, np.zeros((k, pitches))], axis=1) * scale
+    pad_h, pad_w = config.start_height - 1, config.start_width - 1
+
+    def conv0(x):
+        x = tf.pad(x[:, tf.newaxis, tf.newaxis, :], [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+        return generator.apply_layer(0, x)
+
+    primal = tf.constant(np.repeat(centre[np.newaxis], k, axis=0), tf.float32)
+    with tf.autodiff.ForwardAccumulator(primal, tf.constant(steps, tf.float32)) as accumulator:
+        activation = conv0(primal)
+    images = accumulator.jvp(activation).numpy().reshape(k, -1).astype(np.float64)
+    stdev = np.linalg.norm(images, axis=1)
+    components = images / np.maximum(stdev, 1e-12)[:, np.newaxis]
+    signs = _signs(components)
+    shape = tuple(model.layer_shape(layer))
+    return PCA(layer, (components * signs[:, np.newaxis]).reshape(k, *shape), stdev, values / total,
+               activation.numpy()[0], estimator="sefa", model_id=model.identifier,
+               latent_directions=directions * signs[:, np.newaxis], latent_stdev=np.ones(k))

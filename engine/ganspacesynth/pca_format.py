@@ -49,12 +49,13 @@ class PCA:
     identifier of the model it was computed on; None for original
     GANSpaceSynth files), ``latent_directions`` (n, latent size) and
     ``latent_stdev`` (n,) or None, ``pitch`` (the sampling pitch(es), None for
-    all of the model's), ``seed``, ``latent_samples``, ``source`` (the file).
+    all of the model's), ``seed``, ``latent_samples``, ``source`` (the file),
+    ``names`` (one distinct non-empty string per component, or None).
     """
 
     def __init__(self, layer, components, stdev, explained_variance_ratio, mean, *, estimator,
                  n_samples=None, model_id=None, latent_directions=None, latent_stdev=None,
-                 pitch=None, seed=None, latent_samples=None, source=None):
+                 pitch=None, seed=None, latent_samples=None, source=None, names=None):
         self.layer = str(layer)
         self.mean = np.asarray(mean, dtype=np.float32)
         self.layer_shape = tuple(int(s) for s in self.mean.shape)
@@ -92,7 +93,34 @@ class PCA:
         self.seed = seed
         self.latent_samples = latent_samples
         self.source = source
+        self.names = _check_names(names, n)
         self._basis_pinv = None
+
+    def index(self, name) -> int:
+        """The index of the component called ``name`` (PCAError naming the names there are)."""
+        if self.names is None:
+            raise PCAError(f"{self._name()} has no named components; give component numbers instead")
+        try:
+            return self.names.index(str(name))
+        except ValueError:
+            raise PCAError(f"{self._name()} has no component named {name!r}; its names are "
+                           f"{', '.join(self.names)}") from None
+
+    def named_coefficients(self, values, base=None):
+        """A coefficient vector (n_components,) with ``values`` ({name: coefficient}) set on
+        ``base`` (default zeros): what a knob labelled by name turns."""
+        coefficients = (np.zeros(self.n_components) if base is None
+                        else _coefficient_rows(base, self.n_components)[0][0].copy())
+        for name, value in dict(values).items():
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"the coefficient for {name!r} is NaN or infinite")
+            coefficients[self.index(name)] = value
+        return coefficients
+
+    def label(self, i) -> str:
+        """Component ``i``'s name, or ``component i`` when it has none."""
+        return self.names[i] if self.names is not None else f"component {i}"
 
     @property
     def n_components(self) -> int:
@@ -117,12 +145,16 @@ class PCA:
             f"pitch       {self._pitch_text()}",
             f"components  {self.n_components}, {100 * ratio.sum():.1f}% of the variance",
             "first       " + ", ".join(f"{i}: {100 * r:.1f}%" for i, r in enumerate(ratio[:8])),
-            "latent      " + (f"directions from {self.latent_samples} samples" if self.latent_directions
-                              is not None else "no latent directions"),
+            "latent      " + ("no latent directions" if self.latent_directions is None
+                              else f"directions from {self.latent_samples} samples" if self.latent_samples
+                              else "directions in closed form"),
+            *([] if self.names is None else ["names       " + ", ".join(self.names)]),
         ]
         return "\n".join(lines)
 
     def _pitch_text(self):
+        if self.estimator == "sefa":
+            return "all (from the weights, no sampling)"
         if self.n_samples is None:
             return "unknown"
         return "all of the model's" if self.pitch is None else str(self.pitch)
@@ -198,6 +230,7 @@ class PCA:
             "n_samples": self.n_samples, "n_components": self.n_components, "model_id": self.model_id,
             "pitch": self.pitch, "seed": self.seed, "latent_size": self.latent_size,
             "latent_samples": self.latent_samples,
+            **({} if self.names is None else {"names": list(self.names)}),
         }
 
     def save(self, path):
@@ -219,6 +252,23 @@ class PCA:
             np.savez(f, **arrays)
         os.replace(temporary, path)
         return path
+
+
+def _check_names(names, n):
+    """None, or a list of n distinct non-empty strings without spaces (each a Pd symbol)."""
+    if names is None:
+        return None
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise PCAError("names must be a list of strings, one per component")
+    names = list(names)
+    if len(names) != n:
+        raise PCAError(f"{len(names)} names for {n} components")
+    bad = [name for name in names if not name or any(c.isspace() for c in name)]
+    if bad:
+        raise PCAError(f"component names must be non-empty and without spaces, got {bad[0]!r}")
+    if len(set(names)) != n:
+        raise PCAError("component names must be distinct")
+    return names
 
 
 def _coefficient_rows(coefficients, k):
@@ -318,7 +368,8 @@ def _load_npz(path):
                   arrays["mean"], estimator=meta["estimator"], n_samples=meta.get("n_samples"),
                   model_id=meta.get("model_id"), latent_directions=arrays.get("latent_directions"),
                   latent_stdev=arrays.get("latent_stdev"), pitch=meta.get("pitch"), seed=meta.get("seed"),
-                  latent_samples=meta.get("latent_samples"), source=path)
+                  latent_samples=meta.get("latent_samples"), source=path,
+                  names=meta.get("names"))
     except KeyError as error:
         raise PCAError(f"{path}: the metadata has no {error.args[0]!r}") from None
     except PCAError as error:
