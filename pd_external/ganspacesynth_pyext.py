@@ -12,7 +12,8 @@ module: it puts Pd's -path folders on Python's path); an installed package
 keeps it in the folder ``ganspacesynth pd-path`` prints and load pyext; the
 Python that pyext runs must be able to import ``ganspacesynth``. Do not add
 ``@detach 1``: every object already has its own worker thread, and a detached
-method would touch Pd's arrays from a thread that does not hold Pd's lock.
+method would read Pd's arrays from another thread; an object that finds
+itself detached turns detaching off and answers with an error.
 
 Messages go to the object's second inlet (pyext keeps the first for itself);
 replies leave its first outlet. Everything [ganspacesynth~] understands works
@@ -20,7 +21,8 @@ the same, with the same replies (see its help patch), except that pyext
 cannot make a signal: clips go into Pd arrays, to be played with [tabplay~]
 or [tabread4~].
 
-    load MODEL [PCA]   -> loading, then loaded N_COMPONENTS SAMPLERATE LENGTH
+    load MODEL [PCA]   -> loading, then loaded N_COMPONENTS SAMPLERATE LENGTH; without PCA
+                       the model folder's own pca.npz when it has one, 'none': no PCA
     pca FILE           -> loaded N_COMPONENTS SAMPLERATE LENGTH
     unload
     coeffs C0 C1 ...   coeff I V   coeffs-array ARRAY
@@ -35,11 +37,18 @@ or [tabread4~].
     stats              -> stats 0 0 0 CLIPS (there is no perform routine to time)
     play, stop, loop, xfade -> error: play the array instead
     anything else      -> error unknown message 'X'
-    every problem      -> error TEXT (also printed to Pd's window)
+    every problem      -> error TEXT, word by word, starting with the message that
+                          caused it (also printed to Pd's window)
+
+A number that is a symbol, or a float NaN (which real pyext passes to Python as
+-2147483648), is refused wherever a number is expected.
 
 MODEL, PCA and FILE are looked up in the patch's folder, then along Pd's
-search path (``pyext._searchpaths()`` where pyext provides it, otherwise
-``sys.path``, where pyext puts Pd's ``-path`` folders); ``default`` is the
+search path: pyext's ``_searchpaths()`` returns None in vanilla Pd, so the
+module asks Pd itself, sending the name to a [file which] in its hidden canvas
+(below); that sees the -path folders, the preferences' paths and Pd's standard
+folders, not a [declare -path] of the patch. A model folder is found through
+the file that makes it one (experiment.json or config.json). ``default`` is the
 model shipped with the package.
 
 The original GANSpaceSynth object's messages work too, with its replies, so
@@ -85,11 +94,17 @@ Threads: the message methods run on Pd's thread and only read arrays, parse
 and queue jobs. One worker thread per object runs the engine
 (``ganspacesynth.instrument.Instrument``) in order; a new 'generate' replaces
 one still waiting (latest wins) and a setter replaces the same setter waiting
-just before it, as in [ganspacesynth~]. Results go back through a name the
-object binds (``_bind``) and ``pyext._send``, which pyext delivers where Pd's
-lock is held; only there are arrays written and replies sent. Pd's thread
-may still wait up to Python's switch interval (5 ms) for the interpreter
-lock while the worker runs Python code.
+just before it, as in [ganspacesynth~]. The worker never calls pyext: in real
+pyext a thread flext did not start (any Python thread) runs ``_outlet``,
+``pyext._send`` and Buffer writes at once, without Pd's lock, racing with DSP
+(that crashed Pd). It puts its results in a queue, and a [metro] running in
+Pd's scheduler drains it: the module makes that clock itself, the first time an
+object has work, in a hidden canvas of its own (``pd menunew``; never part of
+any patch), and it runs only while some object waits for its worker. Arrays
+are written and replies sent only there, on Pd's thread, between DSP ticks.
+Pd never waits for a generation; like every call into pyext, a tick may wait
+for Python's interpreter lock, up to its switch interval (5 ms), when the
+worker is running Python code rather than TensorFlow.
 """
 
 import itertools
@@ -131,12 +146,6 @@ class _Cancelled(Exception):
     """The object was deleted while its worker was busy."""
 
 
-def _engine_error_types():
-    from ganspacesynth.errors import GanspacesynthError
-
-    return GanspacesynthError
-
-
 def _text(value):
     return str(value)
 
@@ -149,9 +158,39 @@ def _fit(values, instrument):
     return values
 
 
-def _number(value):
-    """A Pd atom as a Python number, symbols as text for the engine to reject."""
-    return value if isinstance(value, (int, float)) else str(value)
+# How real pyext passes a float NaN from Pd to Python (flext converts it to an
+# int): a number no message of this object can mean.
+PYEXT_NAN = -2147483648
+
+
+def _number(value, what):
+    """A Pd atom that must be a number: a Python number, or an error naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Problem(f"{what}: expected a number, got '{value}'")
+    if value == PYEXT_NAN or not math.isfinite(value):
+        raise _Problem(f"{what}: got NaN or infinity (pyext passes NaN as {PYEXT_NAN}): "
+                       "expected a finite number")
+    return value
+
+
+def _numbers(values, what):
+    return [_number(value, what) for value in values]
+
+
+# Names the engine puts in front of its errors that are not messages of this
+# object: replaced by the message that caused the error.
+_ENGINE_WORDS = ("z", "z-random", "coeffs", "coeff", "pitch", "mode", "generate", "pca", "load",
+                 "hallucinate")
+
+
+def _naming(message, text):
+    """An error text that starts with the message that caused it."""
+    if text.startswith(f"{message}:") or text.startswith(f"{message} "):
+        return text
+    head, colon, rest = text.partition(": ")
+    if colon and head in _ENGINE_WORDS:
+        text = rest
+    return f"{message}: {text}"
 
 
 # ---------------------------------------------------------------------------
@@ -159,20 +198,30 @@ def _number(value):
 
 
 class _Worker:
-    """One thread running engine jobs in order, with [ganspacesynth~]'s coalescing."""
+    """One thread running engine jobs in order, with [ganspacesynth~]'s coalescing.
 
-    def __init__(self, name, on_error):
+    It never touches Pd: what it has for Pd (replies, array writes) goes into
+    ``outbox``, which Pd's thread drains (``ganspacesynth._deliver``). It
+    holds no reference to the Pd object, so that deleting the box lets the
+    object go at once (pyext warns "Object is still referenced" otherwise),
+    except through the job it is running at that moment.
+    """
+
+    def __init__(self, name):
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._jobs = []
-        self._on_error = on_error
+        self._running = False
+        self.outbox = deque()
+        self.outbox_lock = threading.Lock()
         self.gone = False
+        self.current = None       # the message whose job is running
         self.instrument = None
         self._start_error = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
-    def post(self, kind, run):
+    def post(self, kind, message, run):
         """Queue ``run(instrument)``; False when the queue is full."""
         with self._lock:
             if self.gone:
@@ -182,19 +231,40 @@ class _Worker:
             elif kind in COALESCABLE:
                 others = [i for i, job in enumerate(self._jobs) if job[0] != "generate"]
                 if others and self._jobs[others[-1]][0] == kind:
-                    self._jobs[others[-1]] = (kind, run)
+                    self._jobs[others[-1]] = (kind, message, run)
                     return True
             if len(self._jobs) >= MAX_JOBS:
                 return False
-            self._jobs.append((kind, run))
+            self._jobs.append((kind, message, run))
             self._wake.notify()
         return True
+
+    def busy(self):
+        with self._lock:
+            return bool(self._jobs) or self._running
+
+    def put(self, item):
+        """Worker side: an item for Pd's side, keeping only the latest progress."""
+        if self.gone:
+            raise _Cancelled()
+        with self.outbox_lock:
+            if item[0] == "reply" and item[1] == "progress" and self.outbox \
+                    and self.outbox[-1][0] == "reply" and self.outbox[-1][1] == "progress":
+                self.outbox[-1] = item
+            else:
+                self.outbox.append(item)
+
+    def take(self):
+        with self.outbox_lock:
+            return self.outbox.popleft() if self.outbox else None
 
     def close(self):
         with self._lock:
             self.gone = True
             self._jobs.clear()
             self._wake.notify()
+        with self.outbox_lock:
+            self.outbox.clear()
 
     def _engine(self):
         # The engine starts with the first job, so that creating the object
@@ -209,14 +279,23 @@ class _Worker:
                                      f"({sys.executable}): {type(error).__name__}: {error}")
         return self.instrument
 
+    def _error(self, message, text, details=None):
+        try:
+            self.put(("error", _naming(message, text), details))
+        except _Cancelled:
+            pass
+
     def _main(self):
         while True:
             with self._lock:
+                self._running = False
                 while not self._jobs and not self.gone:
                     self._wake.wait()
                 if self.gone:
                     return
-                kind, run = self._jobs.pop(0)
+                kind, message, run = self._jobs.pop(0)
+                self._running = True
+                self.current = message
             instrument = self._engine()
             try:
                 if instrument is None:
@@ -225,14 +304,105 @@ class _Worker:
             except _Cancelled:
                 return
             except _Problem as problem:
-                self._on_error(str(problem))
+                self._error(message, str(problem))
             except Exception as error:  # noqa: BLE001
-                if isinstance(error, _engine_error_types()):
-                    self._on_error(str(error))
+                from ganspacesynth.errors import GanspacesynthError
+
+                if isinstance(error, GanspacesynthError):
+                    self._error(message, str(error))
                 else:
-                    traceback.print_exc()
-                    self._on_error(f"{kind}: internal error: {type(error).__name__}: {error}")
+                    self._error(message, f"internal error: {type(error).__name__}: {error}",
+                                traceback.format_exc())
+            finally:
+                run = None   # the job (and the object it refers to) goes now
         # Leaving drops the engine and its model with the last reference.
+
+
+# ---------------------------------------------------------------------------
+# the road back to Pd: a clock on Pd's thread
+
+
+class _Poll:
+    """A [metro] on Pd's own thread that asks every object to drain its outbox.
+
+    pyext gives a Python thread no safe way into Pd: a method called from a
+    thread flext did not start (a plain ``threading.Thread``) runs
+    ``_outlet``, ``pyext._send`` and Buffer writes at once on that thread,
+    without Pd's lock, racing with DSP. So the worker only fills its outbox,
+    and a clock running in Pd's scheduler drains it. The module makes that
+    clock itself, the first time it is needed, in a hidden canvas of its own
+    (``pd menunew``, never saved with any patch):
+
+        [r NAME-run] -> [metro 10] -> [s NAME]      every object binds NAME
+        [r NAME-which] -> [file which] -> [s NAME-found] / [s NAME-missing]
+
+    The metro runs only while some object waits for its worker. The second
+    chain asks Pd's own search path for a file (pyext's ``_searchpaths()``
+    returns None in vanilla Pd). Everything here runs on Pd's thread.
+    """
+
+    INTERVAL_MS = 10
+
+    def __init__(self):
+        self.name = f"__ganspacesynth_pyext_{os.getpid()}_{id(self):x}"
+        self.made = False
+        self.running = False
+        self.waiting = set()      # ids of objects whose worker has work or output
+        self.starting = False
+
+    def make(self):
+        if self.made:
+            return
+        self.made = True
+        canvas = f"pd-{self.name}"
+        pyext._send("pd", "menunew", [self.name, "."])
+        pyext._send(canvas, "vis", [0])
+        for line in ([10, 10, "r", f"{self.name}-run"],
+                     [10, 40, "metro", self.INTERVAL_MS],
+                     [10, 70, "s", self.name],
+                     [200, 10, "r", f"{self.name}-which"],
+                     [200, 40, "file", "which"],
+                     [200, 70, "s", f"{self.name}-found"],
+                     [300, 70, "s", f"{self.name}-missing"]):
+            pyext._send(canvas, "obj", line)
+        for cord in ([0, 0, 1, 0], [1, 0, 2, 0], [3, 0, 4, 0], [4, 0, 5, 0], [4, 1, 6, 0]):
+            pyext._send(canvas, "connect", cord)
+        pyext._send(canvas, "dirty", [0])
+
+    def wait(self, key):
+        """Pd side: an object has work in flight; run the clock."""
+        self.waiting.add(key)
+        if not self.running:
+            self.make()
+            self.running = True
+            self.starting = True     # [metro] bangs at once: that bang is not a tick
+            try:
+                pyext._send(f"{self.name}-run", 1)
+            finally:
+                self.starting = False
+
+    def done(self, key):
+        """Pd side: an object has nothing in flight; stop the clock when none has."""
+        self.waiting.discard(key)
+        if self.running and not self.waiting:
+            self.running = False
+            pyext._send(f"{self.name}-run", 0)
+
+    def which(self, owner, name):
+        """Pd side: the file ``name`` along Pd's search path, or None."""
+        self.make()
+        found = []
+        catch = lambda *atoms: found.append(str(atoms[0]) if atoms else "")  # noqa: E731
+        owner._bind(f"{self.name}-found", catch)
+        try:
+            pyext._send(f"{self.name}-which", "symbol", [name])
+        finally:
+            owner._unbind(f"{self.name}-found", catch)
+        return found[0] if found and found[0] else None
+
+
+_poll = _Poll()
+_pd_thread = [None]    # Pd's thread: the one that creates the objects
 
 
 # ---------------------------------------------------------------------------
@@ -251,12 +421,10 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._array = None
         self._edits = None           # the original's coefficients array
         self._gone = False
-        self._outbox = deque()
-        self._outbox_lock = threading.Lock()
-        self._delivering = False
-        self._inbox = f"__ganspacesynth_pyext_{os.getpid()}_{next(_serial)}"
-        self._bind(self._inbox, self._deliver)
-        self._worker = _Worker(f"ganspacesynth_pyext-{next(_serial)}", self._worker_error)
+        self._key = next(_serial)
+        _pd_thread[0] = threading.get_ident()
+        self._worker = _Worker(f"ganspacesynth_pyext-{self._key}")
+        self._bind(_poll.name, self._deliver)
         if args:
             try:
                 self._load(args[:2])
@@ -270,52 +438,39 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         # ends after the job it is running.
         self._gone = True
         self._worker.close()
+        _poll.done(self._key)
+        self._unbind(_poll.name, self._deliver)
 
     # --- the road back to Pd -----------------------------------------------
-    def _enqueue(self, item):
-        """Worker side: hand an item to Pd's side, keeping only the latest progress."""
-        if self._gone:
-            raise _Cancelled()
-        with self._outbox_lock:
-            if item[0] == "reply" and item[1] == "progress" and self._outbox \
-                    and self._outbox[-1][0] == "reply" and self._outbox[-1][1] == "progress":
-                self._outbox[-1] = item
-                return
-            self._outbox.append(item)
-            if self._delivering:
-                return
-            self._delivering = True
-        pyext._send(self._inbox, "deliver")
-
     def _in_pd(self, function):
-        """Worker side: run ``function()`` where Pd's lock is held."""
-        self._enqueue(("call", function))
+        """Worker side: run ``function()`` on Pd's thread."""
+        self._worker.put(("call", function, self._worker.current))
 
     def _later(self, selector, *atoms):
         """Worker side: a reply."""
-        self._enqueue(("reply", selector, atoms))
+        self._worker.put(("reply", selector, atoms))
 
-    def _worker_error(self, text):
-        try:
-            self._enqueue(("reply", "error", (text,)))
-        except _Cancelled:
-            pass
-
-    def _deliver(self, *_message):
-        # pyext calls this where Pd's lock is held: Pd's thread or flext's
-        # message thread. No lock of ours is held while a reply leaves: it
-        # may come straight back in as a message.
-        while True:
-            with self._outbox_lock:
-                if not self._outbox or self._gone:
-                    self._delivering = False
-                    self._outbox.clear()
-                    return
-                item = self._outbox.popleft()
+    def _deliver(self, *_tick):
+        # The poll clock's tick, on Pd's thread. No lock of ours is held
+        # while a reply leaves: it may come straight back in as a message.
+        if _poll.starting or self._gone:
+            return
+        while not self._gone:
+            item = self._worker.take()
+            if item is None:
+                break
             if item[0] == "call":
-                self._guard(item[1])
+                self._guard(item[1], item[2])
+            elif item[0] == "error":
+                if item[2]:
+                    print(item[2], file=sys.stderr)
+                self._error(item[1])
             else:
                 self._reply(item[1], *item[2])
+        # The worker puts its output before it counts as idle: idle and an
+        # empty outbox means everything has been delivered.
+        if not self._gone and not self._worker.busy() and not self._worker.outbox:
+            _poll.done(self._key)
 
     def _reply(self, selector, *atoms):
         """Pd side: a message out of the outlet."""
@@ -330,15 +485,21 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._outlet(1, selector, values)
 
     def _error(self, text):
-        """Pd side: an error reply, word by word like [ganspacesynth~]'s."""
-        print(f"ganspacesynth_pyext: {text}", file=sys.stderr)
+        """Pd side: an error reply, word by word like [ganspacesynth~]'s, and the
+        same text in Pd's window."""
+        print(f"ganspacesynth_pyext: error: {text}", file=sys.stderr)
         self._reply("error", *text.split())
 
     # --- jobs --------------------------------------------------------------
-    def _post(self, kind, run, change=False):
-        if not self._worker.post(kind, run):
-            self._error(f"{kind}: dropped, {MAX_JOBS} messages are already waiting for the engine")
-        elif change and self._auto:
+    def _post(self, kind, run, change=False, message=None):
+        """Queue a job for the worker; ``message`` (default ``kind``) names it in errors."""
+        message = message or kind
+        if not self._worker.post(kind, message, run):
+            self._error(f"{message}: dropped, {MAX_JOBS} messages are already waiting for "
+                        "the engine")
+            return
+        _poll.wait(self._key)
+        if change and self._auto:
             self._post_generate()
 
     def _post_generate(self):
@@ -383,31 +544,32 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         buffer.dirty()
 
     # --- paths (Pd side) -----------------------------------------------------
-    def _folders(self):
-        folders = []
+    def _canvas_folder(self):
         canvas = getattr(self, "_canvas_dir", None)
         if callable(canvas):
             canvas = canvas()
-        if canvas:
-            folders.append(str(canvas))
-        search = getattr(pyext, "_searchpaths", None)
-        search = search() if callable(search) else None
-        if search:
-            folders.extend(str(folder) for folder in search)
-        else:
-            folders.extend(folder for folder in sys.path if folder and os.path.isdir(folder))
-        return folders
+        return str(canvas) if canvas else None
+
+    def _folders(self):
+        """Where a relative file name is written: the patch's folder."""
+        folder = self._canvas_folder()
+        return [folder] if folder else []
 
     def _resolve(self, name):
-        """The patch's folder, then Pd's search path; a name found nowhere is left for
-        the engine to explain."""
+        """The patch's folder, then Pd's search path (asked of Pd through [file which]:
+        its -path folders, the preferences' paths and the standard folders); a model
+        folder is found by the file that makes it one. A name found nowhere is left
+        for the engine to explain."""
         name = _text(name)
-        if name == "default" or os.path.isabs(name):
+        if name in ("default", "none") or os.path.isabs(name):
             return name
-        for folder in self._folders():
-            candidate = os.path.join(folder, name)
-            if os.path.exists(candidate):
-                return candidate
+        folder = self._canvas_folder()
+        if folder and os.path.exists(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+        for landmark in ("", "experiment.json", "config.json"):
+            found = _poll.which(self, os.path.join(name, landmark) if landmark else name)
+            if found:
+                return os.path.dirname(found) if landmark else found
         return name
 
     # --- messages: dispatch --------------------------------------------------
@@ -426,16 +588,25 @@ class ganspacesynth(pyext._class if pyext is not None else object):
     def _unknown(self, selector):
         raise _Problem(f"unknown message '{selector}'")
 
-    def _guard(self, action):
+    def _guard(self, action, message=None):
         # pyext prints a method's exception and then tries other methods, so
         # nothing may escape: every problem becomes an error reply.
+        if threading.get_ident() != _pd_thread[0]:
+            # '@detach 1' (or 2) runs methods on flext's threads, where
+            # arrays are not safe: turn it off. flext queues this reply.
+            self._detach(0)
+            self._outlet(1, "error", "ganspacesynth_pyext: do not use @detach (the object has "
+                         "its own worker thread); detach is now off, send the message "
+                         "again".split())
+            return
         try:
             action()
         except _Problem as problem:
-            self._error(str(problem))
+            self._error(_naming(message, str(problem)) if message else str(problem))
         except Exception as error:  # noqa: BLE001
             traceback.print_exc()
-            self._error(f"internal error: {type(error).__name__}: {error}")
+            text = f"internal error: {type(error).__name__}: {error}"
+            self._error(_naming(message, text) if message else text)
 
     # --- messages: loading -----------------------------------------------------
     def load_1(self, *args):
@@ -465,14 +636,16 @@ class ganspacesynth(pyext._class if pyext is not None else object):
 
     # --- messages: what to synthesise -----------------------------------------
     def coeffs_1(self, *args):
-        values = [_number(a) for a in args]
-        self._guard(lambda: self._post("coeffs", lambda i: i.set_coefficients(values), change=True))
+        def act():
+            values = _numbers(args, "coeffs")
+            self._post("coeffs", lambda i: i.set_coefficients(values), change=True)
+        self._guard(act)
 
     def coeff_1(self, *args):
         def act():
             if len(args) != 2:
                 raise _Problem("coeff: expected an index and a value")
-            index, value = _number(args[0]), _number(args[1])
+            index, value = _number(args[0], "coeff"), _number(args[1], "coeff")
             self._post("coeff", lambda i: i.set_coefficient(index, value), change=True)
         self._guard(act)
 
@@ -480,7 +653,8 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         if len(args) != 1:
             raise _Problem("coeffs-array: expected one name")
         values = self._read(args[0], "coeffs-array")
-        self._post("coeffs", lambda i: i.set_coefficients(values), change=True)
+        self._post("coeffs", lambda i: i.set_coefficients(values), change=True,
+                   message="coeffs-array")
 
     def _message_z_array(self, *args):
         if len(args) != 1:
@@ -491,14 +665,14 @@ class ganspacesynth(pyext._class if pyext is not None else object):
     def _message_z_random(self, *args):
         if len(args) > 1:
             raise _Problem("z-random: expected nothing or a seed")
-        seed = _number(args[0]) if args else None
+        seed = _number(args[0], "z-random") if args else None
         self._post("z-random", lambda i: i.random_z(seed), change=True)
 
     def pitch_1(self, *args):
         def act():
             if len(args) != 1:
                 raise _Problem("pitch: expected one number")
-            pitch = _number(args[0])
+            pitch = _number(args[0], "pitch")
             self._post("pitch", lambda i: i.set_pitch(pitch), change=True)
         self._guard(act)
 
@@ -519,9 +693,9 @@ class ganspacesynth(pyext._class if pyext is not None else object):
 
     def auto_1(self, *args):
         def act():
-            if len(args) != 1 or not isinstance(args[0], (int, float)):
+            if len(args) != 1:
                 raise _Problem("auto: expected one number")
-            self._auto = args[0] != 0
+            self._auto = _number(args[0], "auto") != 0
         self._guard(act)
 
     def write_1(self, *args):
@@ -567,15 +741,17 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._post("steps-clear", lambda i: i.clear_steps())
 
     def step_1(self, *args):
-        values = [_number(a) for a in args]
-        self._guard(lambda: self._post("step", lambda i: i.add_step(values)))
+        def act():
+            values = _numbers(args, "step")
+            self._post("step", lambda i: i.add_step(values))
+        self._guard(act)
 
     def _setting(self, name, args):
         def act():
             if len(args) != 1:
                 raise _Problem(f"{name}: expected one number")
-            value = _number(args[0])
-            self._post("hallu setting", lambda i: i.set_hallu(name, value))
+            value = _number(args[0], name)
+            self._post("hallu setting", lambda i: i.set_hallu(name, value), message=name)
         self._guard(act)
 
     def interp_1(self, *args):
@@ -648,7 +824,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                         buffer.dirty()
                 self._components_loaded()
             self._in_pd(show)
-        self._post("pca", run)
+        self._post("pca", run, message="load_ganspace_components")
 
     def _components_loaded(self):
         self._reply("loaded_pca")
@@ -681,9 +857,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
             z0, z1 = self._read(args[0], "slerp_z"), self._read(args[1], "slerp_z")
             destination = _text(args[2])
             self._check_array(destination, "slerp_z")
-            amount = _number(args[3])
-            if not isinstance(amount, (int, float)) or not math.isfinite(amount):
-                raise _Problem(f"slerp_z: amount {amount} is not a number")
+            amount = _number(args[3], "slerp_z")
             if len(z0) != len(z1):
                 raise _Problem(f"slerp_z: '{args[0]}' has {len(z0)} values and '{args[1]}' "
                                f"{len(z1)}")
@@ -730,10 +904,12 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                 z = self._read(args[i], "synthesize")
                 out = _text(args[i + 1])
                 self._check_array(out, "synthesize")
-                notes.append((z, out, _number(args[i + 2])))
+                notes.append((z, out, _number(args[i + 2], "synthesize")))
             edits = self._edit_values()
 
             def run(instrument):
+                if instrument.model is None:
+                    raise _Problem("no model loaded (send 'load CHECKPOINT' first)")
                 clips = []
                 for z, out, pitch in notes:
                     instrument.set_mode("z")
@@ -780,7 +956,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                     instrument.set_coefficients(_fit(edits, instrument))
                     clips.append((out, instrument.generate()))
                 self._in_pd(lambda: self._write_all(clips))
-            self._post("synthesize", run)
+            self._post("synthesize", run, message="synthesize_noz")
         self._guard(act)
 
     def _write_all(self, clips):
@@ -794,7 +970,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                 raise _Problem("hallucinate_noz: expected one array name")
             out = _text(args[0])
             self._check_array(out, "hallucinate_noz")
-            self._post("hallucinate", self._hallucinate_noz_job(out))
+            self._post("hallucinate", self._hallucinate_noz_job(out), message="hallucinate_noz")
         self._guard(act)
 
     def _hallucinate_noz_job(self, out):
@@ -806,10 +982,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
     def _hallucinate_z(self, args):
         out = _text(args[0])
         self._check_array(out, "hallucinate")
-        numbers = [_number(a) for a in args[1:]]
-        if not all(isinstance(n, (int, float)) for n in numbers):
-            raise _Problem("hallucinate: expected OUT NOTES STEPS [SPACING TRIM ATTACK SUSTAIN "
-                           "RELEASE]")
+        numbers = _numbers(args[1:], "hallucinate")
         notes, steps = int(numbers[0]), int(numbers[1])
         timing = dict(zip(("spacing", "start_trim", "attack", "sustain", "release"), numbers[2:]))
 
@@ -929,9 +1102,9 @@ class halluseq(ganspacesynth):
 
     def _set(self, name, args):
         def act():
-            if len(args) != 1 or not isinstance(args[0], (int, float)):
+            if len(args) != 1:
                 raise _Problem(f"{name}: expected one number")
-            value = args[0]
+            value = _number(args[0], name)
             self._settings[name] = max(0, value) if name == "interp_steps" else value
             self._reply("updated")
         self._guard(act)
@@ -984,7 +1157,27 @@ class halluseq(ganspacesynth):
         if len(args) != 1:
             raise _Problem("load_ganspace_components: expected a PCA file")
         path = self._resolve(args[0])
-        self._post("pca", lambda instrument: instrument.load_pca(path))
+
+        def run(instrument):
+            count = instrument.load_pca(path)[0]
+
+            def show():
+                # As the original did: the coefficients array gets one value
+                # per component, and so does every step.
+                if self._edits is not None:
+                    buffer = self._edit_array()
+                    if len(buffer) == 0:
+                        raise _Problem(f"no array named '{self._edits}'")
+                    self._read_edits()
+                self._steps = [np.concatenate([step[:count], np.zeros(max(count - len(step), 0))])
+                               .astype(np.float32) for step in self._steps]
+                if self._edits is not None:
+                    if len(buffer) != count:
+                        buffer.resize(count)
+                    self._write_edits()
+                self._reply("updated")
+            self._in_pd(show)
+        self._post("pca", run, message="load_ganspace_components")
 
     def hallucinate_noz_1(self, *args):
         def act():
@@ -1007,5 +1200,5 @@ class halluseq(ganspacesynth):
                         value = max(int(value) - 1, 0)
                     instrument.set_hallu(engine_name, value)
                 hallucinate(instrument)
-            self._post("hallucinate", run)
+            self._post("hallucinate", run, message="hallucinate_noz")
         self._guard(act)

@@ -37,7 +37,8 @@ Dispatch (``pyext::work``), for a message ``sel args`` at inlet n, first hit win
 
 Atoms into Python (``MakePyAtom``)
     FACTS: "Whole-number floats arrive as int, symbols as pyext.Symbol".
-    Pd floats are 32-bit, so 0.1 arrives as 0.10000000149011612.
+    Pd floats are 32-bit, so 0.1 arrives as 0.10000000149011612. A float
+    NaN arrives as the int -2147483648 (seen in real pyext).
 
 ``_outlet(n, ...)`` (``pyext_outlet`` + ``GetPyArgs``)
     FACTS: "``_outlet(1, ...)`` is Pd outlet 0"; ``_outlet(1, "hi", 42)``
@@ -50,16 +51,30 @@ Atoms into Python (``MakePyAtom``)
     subclasses), str and Symbol are posted as "Could not convert argument"
     and replaced by the symbol ``_``, as ``getone`` does.
 
-Threads (flext's ``CHKTHR``, ``ToQueue*``, ``Forward``)
+Threads (flext's ``CHKTHR``, ``ToQueue*``, ``Forward``, ``IsThreadRegistered``)
     Pd's scheduler holds Pd's lock while it runs messages and clocks; here
     the thread that made the ``Pd`` is the scheduler thread and
     ``PdObject.send`` holds ``Pd.lock`` while the object runs. An outlet or
-    ``pyext._send`` from the scheduler thread is delivered at once; from any
-    other thread it is queued, and flext's message thread delivers the queue
-    in order, holding Pd's lock (FACTS: "output from a detached method
-    reaches Pd from another thread under Pd's lock"). Outputs are recorded
-    with a lock; ``PdObject.wait_for`` waits on them with a timeout. Freeing
-    an object drops what is still queued for it.
+    ``pyext._send`` from the scheduler thread, or from flext's message
+    thread, is delivered at once. From a thread flext registered (the
+    threads of detached methods, ``@detach 1``/``2`` or ``detach`` at inlet
+    0) it is queued, and flext's message thread delivers the queue in order,
+    holding Pd's lock. From any other thread -- a plain ``threading.Thread``
+    -- it is delivered at once on that thread, without Pd's lock, as real
+    pyext does (seen in Pd 0.53.1: that is how the first pyext fallback
+    crashed Pd); here a Buffer touched that way raises (see below).
+    Outputs are recorded with a lock; ``PdObject.wait_for`` waits on them
+    with a timeout, running Pd's clocks meanwhile. Freeing an object drops
+    what is still queued for it.
+
+A little of Pd itself (``pd menunew``, ``pd-NAME obj/connect``)
+    Messages to ``pd`` and to canvases are what a module can use to patch
+    dynamically. ``menunew NAME DIR`` makes a canvas bound to ``pd-NAME``;
+    ``obj X Y CLASS ARGS`` and ``connect A O B I`` build it, for the classes
+    [r], [s], [metro] and [file which] (searching ``Pd.search_path``, as
+    Pd's search path; the outlets give ``list PATH 0`` and ``symbol NAME``);
+    ``vis`` and ``dirty`` are accepted. [metro]s run on the scheduler
+    thread whenever a test waits (``Pd.tick``), on the wall clock.
 
 ``_bind(name, func)`` / ``pyext._send(name, ...)`` (bound.cpp, modmeth.cpp)
     A bound function gets the message as arguments (the selector first,
@@ -85,9 +100,11 @@ Module functions (modmeth.cpp)
     ``_searchpaths()`` (None, as official builds compile it: FACTS notes
     that Pd's ``-path`` folders are on ``sys.path`` instead), ``_send``.
 
-Everything posted to Pd's window is in ``Pd.console``.
+Everything posted to Pd's window is in ``Pd.console``; as pyext does,
+``sys.stdout`` and ``sys.stderr`` post there while the stand-in is installed.
 """
 
+import contextlib
 import queue
 import sys
 import threading
@@ -197,6 +214,10 @@ class Pd:
         self._message_thread.start()
         self.module = None
         self.objects = []
+        self.registered = set()      # threads flext started (detached methods)
+        self.search_path = []        # Pd's search path, for [file which]
+        self.canvases = {}           # "pd-NAME" -> _Canvas
+        self.clocks = []             # running [metro]s
 
     # --- the pyext module ----------------------------------------------------
     def install(self):
@@ -246,6 +267,18 @@ class Pd:
         sys.modules["pyext"] = module
         return module
 
+    @contextlib.contextmanager
+    def python_output(self):
+        """While Pd runs Python code: print() goes to Pd's window, as in pyext
+        (which sets sys.stdout/sys.stderr for good; pytest resets them between
+        a test's phases, so the stand-in sets them around every call)."""
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = _Console(self)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
+
     def close(self):
         """Delete every object still there (as closing the patch would), stop the queue."""
         for obj in self.objects:
@@ -291,7 +324,8 @@ class Pd:
             instance._canvas_dir = "" if canvas_dir is None else str(canvas_dir)
             obj.instance = instance
             try:
-                instance.__init__(*[_python_atom(_pd_atom(a)) for a in args])
+                with self.python_output():
+                    instance.__init__(*[_python_atom(_pd_atom(a)) for a in args])
             except Exception:
                 self.post(traceback.format_exc())
                 raise
@@ -306,6 +340,9 @@ class Pd:
     def _is_system_thread(self):
         ident = threading.get_ident()
         return ident == self.scheduler or ident == self._message_thread.ident
+
+    def _is_registered(self):
+        return threading.get_ident() in self.registered
 
     # --- output ------------------------------------------------------------
     def _convert_out(self, value):
@@ -335,25 +372,32 @@ class Pd:
         if not isinstance(n, int) or not 1 <= n <= obj.outlets:
             raise ValueError("pyext - _outlet: index out of range")
         selector, atoms = self._convert_out(value)
-        if self._is_system_thread():
-            obj._record(n - 1, selector, atoms)
-        else:
+        if self._is_registered():
             self._queue.put(("outlet", obj, (n - 1, selector, atoms)))
+        else:   # Pd's threads, and (unsafely, as in real pyext) unknown ones
+            obj._record(n - 1, selector, atoms)
 
     def _forward(self, name, selector, atoms):
-        if self._is_system_thread():
-            self._call_bound(name, selector, atoms)
-        else:
+        if self._is_registered():
             self._queue.put(("forward", None, (name, selector, atoms)))
+        else:   # Pd's threads, and (unsafely, as in real pyext) unknown ones
+            self._call_bound(name, selector, atoms)
 
     def _call_bound(self, name, selector, atoms):
+        if name == "pd":
+            return self._pd_message(selector, atoms)
+        if name in self.canvases:
+            return self.canvases[name].message(selector, atoms)
+        for receiver in list(self._receivers.get(name, [])):
+            receiver.receive(selector, atoms)
         for obj, func in list(self._bindings.get(name, [])):
             if obj.freed:
                 continue
             args = ([Symbol(selector)] if selector not in _NOT_ANYTHING else [])
             args += [_python_atom(a) for a in atoms]
             try:
-                func(*args)
+                with self.python_output():
+                    func(*args)
             except Exception:
                 self.post(traceback.format_exc())
 
@@ -371,15 +415,43 @@ class Pd:
                     self._call_bound(*payload)
 
     def settle(self, timeout=5.0):
-        """Wait until flext's queue is empty (what other threads sent has arrived)."""
+        """Wait until flext's queue is empty and no clock has work (what other
+        threads sent has arrived)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.empty():
+            self.tick()
+            if self._queue.empty() and not self.clocks:
                 with self.lock:
                     if self._queue.empty():
                         return
-            time.sleep(0.01)
+            time.sleep(0.005)
         raise TimeoutError("flext's message queue did not drain")
+
+    # --- a little of Pd: dynamic patching, [metro], [file which] ---------------
+    @property
+    def _receivers(self):
+        receivers = {}
+        for canvas in self.canvases.values():
+            for box in canvas.boxes:
+                if isinstance(box, _Receive):
+                    receivers.setdefault(box.name, []).append(box)
+        return receivers
+
+    def _pd_message(self, selector, atoms):
+        if selector == "menunew" and atoms:
+            self.canvases[f"pd-{atoms[0]}"] = _Canvas(self, str(atoms[0]))
+        elif selector != "dsp":
+            self.post(f"pd: unknown message {selector}")
+
+    def tick(self):
+        """Run the [metro]s that are due, on the scheduler thread, under Pd's lock."""
+        if threading.get_ident() != self.scheduler:
+            return
+        now = time.monotonic()
+        for clock in list(self.clocks):
+            if clock.due <= now:
+                with self.lock:
+                    clock.fire(now)
 
 
 def _count(instance, name):
@@ -408,6 +480,8 @@ def _python_atom(atom):
     """pyext's MakePyAtom."""
     if isinstance(atom, str):
         return Symbol(atom)
+    if atom != atom:             # NaN, as real pyext passes it
+        return -2147483648
     whole = int(atom) if abs(atom) < 2 ** 31 else None
     return whole if whole is not None and float(whole) == atom else float(atom)
 
@@ -466,9 +540,16 @@ class PdObject:
         if n > self.inlets:
             raise ValueError(f"the object has no inlet {n}")
         if self.detach:
-            threading.Thread(target=self._work, args=(n, s, atoms), daemon=True).start()
+            threading.Thread(target=self._detached, args=(n, s, atoms), daemon=True).start()
         else:
             self._work(n, s, atoms)
+
+    def _detached(self, n, s, atoms):
+        self.pd.registered.add(threading.get_ident())
+        try:
+            self._work(n, s, atoms)
+        finally:
+            self.pd.registered.discard(threading.get_ident())
 
     def _call(self, name, inlet, selector, atoms):
         method = getattr(self.instance, name, None)
@@ -479,7 +560,8 @@ class PdObject:
             args.append(Symbol(selector))
         args += [_python_atom(a) for a in atoms]
         try:
-            result = method(*args)
+            with self.pd.python_output():
+                result = method(*args)
         except Exception:
             self.pd.post(traceback.format_exc())
             return False
@@ -520,10 +602,11 @@ class PdObject:
             return [r for r in self.outputs if selector is None or r.selector == selector]
 
     def wait_for(self, selector, count=1, timeout=120.0):
-        """Wait until ``count`` outputs with ``selector`` arrived; returns them all."""
+        """Wait until ``count`` outputs with ``selector`` arrived; returns them all.
+        Pd's clocks run meanwhile (on this, the scheduler, thread)."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 found = [r for r in self.outputs if r.selector == selector]
                 if len(found) >= count:
                     return found
@@ -531,7 +614,8 @@ class PdObject:
                 if left <= 0:
                     raise AssertionError(f"no {count} x '{selector}' within {timeout} s; got {self.outputs}"
                                          f"\nconsole:\n{self.pd.console_text()}")
-                self._cond.wait(left)
+                self._cond.wait(min(left, 0.005))
+            self.pd.tick()
 
     # --- freeing -----------------------------------------------------------
     def free(self):
@@ -657,3 +741,107 @@ def _clamp(n, low, high):
     if high > n:
         high = n
     return max(low, 0), max(high, max(low, 0))
+
+
+class _Console:
+    """pyext's sys.stdout / sys.stderr: text goes to Pd's window, line by line."""
+
+    def __init__(self, pd):
+        self._pd = pd
+        self._line = ""
+
+    def write(self, text):
+        self._line += str(text)
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            self._pd.post(line)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+class _Canvas:
+    """A canvas made by ``pd menunew``, built with ``obj`` and ``connect``."""
+
+    def __init__(self, pd, name):
+        self.pd, self.name, self.boxes = pd, name, []
+
+    def message(self, selector, atoms):
+        if selector == "obj":
+            cls, args = (str(atoms[2]), list(atoms[3:])) if len(atoms) > 2 else ("", [])
+            factory = {"r": _Receive, "s": _Send, "metro": _Metro, "file": _FileWhich}.get(cls)
+            if factory is None:
+                self.pd.post(f"{cls} ... couldn't create")
+                self.boxes.append(_Box(self.pd))
+            else:
+                self.boxes.append(factory(self.pd, args))
+        elif selector == "connect":
+            a, outlet, b, inlet = (int(x) for x in atoms)
+            self.boxes[a].cords.setdefault(outlet, []).append(self.boxes[b])
+        elif selector not in ("vis", "dirty"):
+            self.pd.post(f"{self.name}: no method for '{selector}'")
+
+
+class _Box:
+    def __init__(self, pd, args=()):
+        self.pd, self.cords = pd, {}
+
+    def out(self, outlet, selector, atoms):
+        for box in list(self.cords.get(outlet, [])):
+            box.receive(selector, atoms)
+
+    def receive(self, selector, atoms):
+        pass
+
+
+class _Receive(_Box):
+    def __init__(self, pd, args):
+        super().__init__(pd)
+        self.name = str(args[0])
+
+    def receive(self, selector, atoms):
+        self.out(0, selector, atoms)
+
+
+class _Send(_Box):
+    def __init__(self, pd, args):
+        super().__init__(pd)
+        self.name = str(args[0])
+
+    def receive(self, selector, atoms):
+        self.pd._call_bound(self.name, selector, atoms)
+
+
+class _Metro(_Box):
+    def __init__(self, pd, args):
+        super().__init__(pd)
+        self.interval = float(args[0]) / 1000.0 if args else 0.001
+        self.due = 0.0
+
+    def receive(self, selector, atoms):
+        on = bool(atoms[0]) if selector == "float" and atoms else selector == "bang"
+        if selector == "stop":
+            on = False
+        if on:
+            if self not in self.pd.clocks:
+                self.pd.clocks.append(self)
+            self.fire(time.monotonic())     # [metro] bangs at once when started
+        elif self in self.pd.clocks:
+            self.pd.clocks.remove(self)
+
+    def fire(self, now):
+        self.due = now + self.interval
+        self.out(0, "bang", [])
+
+
+class _FileWhich(_Box):
+    def receive(self, selector, atoms):
+        import os
+
+        name = str(atoms[0]) if atoms else ""
+        for folder in self.pd.search_path:
+            path = os.path.join(str(folder), name)
+            if os.path.isfile(path):
+                return self.out(0, "list", [path, 0.0])
+        self.out(1, "symbol", [name])

@@ -140,6 +140,10 @@ def test_standin_dispatch_conversions_and_outlets(pd):
 
 
 def test_standin_buffer_and_threads(pd):
+    """As in real pyext: a plain Python thread's _send runs the bound function at
+    once on that thread, without Pd's lock (a Buffer then raises here, where real
+    Pd would race with DSP); a detached method's thread is one flext knows, so
+    its _send is queued and flext's message thread delivers it under Pd's lock."""
     pd.array("a", 4)
     seen = []
 
@@ -148,23 +152,23 @@ def test_standin_buffer_and_threads(pd):
             self._bind("probe-in", self.on_message)
 
         def on_message(self, *args):
-            buffer = pd.module.Buffer("a")
-            buffer.resize(3)
-            buffer[:] = np.array([1, 2, 3, 4], np.float32)
-            seen.append((args, buffer[0], threading.current_thread().name))
-            self._outlet(1, "ok", [len(buffer)])
+            try:
+                buffer = pd.module.Buffer("a")
+                buffer.resize(3)
+                buffer[:] = np.array([1, 2, 3, 4], np.float32)
+                seen.append((args, buffer[0], threading.current_thread().name))
+            except RuntimeError as error:
+                seen.append((args, str(error), threading.current_thread().name))
+            self._outlet(1, "ok", [len(args)])
 
-        def go_1(self):
-            def later():
-                try:
-                    pd.module.Buffer("a")[:] = [0.0]
-                except RuntimeError as error:
-                    seen.append(str(error))
-                pd.module._send("probe-in", "again", 1)
-            threading.Thread(target=later).start()
+        def plain_1(self):
+            threading.Thread(target=lambda: pd.module._send("probe-in", "plain", 1),
+                             name="plain").start()
+
+        def detached_1(self):
+            pd.module._send("probe-in", "detached", 2)
 
     obj = pd.create(probe)
-    missing = None
     with pd.lock:
         missing = pd.module.Buffer("nope")
         assert len(missing) == 0 and missing[:] is None
@@ -172,15 +176,61 @@ def test_standin_buffer_and_threads(pd):
             missing.resize(3)
         with pytest.raises(ValueError):
             missing[:] = [1.0]
-    obj.send(1, "go")
+    obj.send(1, "plain")
     obj.wait_for("ok", timeout=10)
-    assert "does not hold Pd's lock" in seen[0]
+    args, error, thread = seen[0]
+    assert args == (pyext_standin.Symbol("plain"), 1) and thread == "plain"
+    assert "does not hold Pd's lock" in error
+    obj.send(0, "detach", 1)
+    obj.send(1, "detached")
+    obj.wait_for("ok", 2, timeout=10)
     args, first, thread = seen[1]
-    assert args == (pyext_standin.Symbol("again"), 1)
+    assert args == (pyext_standin.Symbol("detached"), 2)
     assert isinstance(first, np.float32) and first == 1.0
     assert thread == "flext-messages"
     np.testing.assert_array_equal(pd.read_array("a"), [1, 2, 3])
-    assert obj.replies("ok")[0].atoms == [3.0]
+
+
+def test_standin_nan_searchpaths_and_dynamic_patching(pd, tmp_path):
+    """NaN arrives as -2147483648; _searchpaths() is None; a canvas made with
+    'pd menunew' runs a [metro] on Pd's thread and [file which] searches Pd's path."""
+    got = []
+
+    class probe(pd.module._class):
+        def nan_1(self, *args):
+            got.append(args)
+
+    obj = pd.create(probe)
+    obj.send(1, "nan", float("nan"), 1.5)
+    assert got == [(-2147483648, 1.5)] and isinstance(got[0][0], int)
+    assert pd.module._searchpaths() is None
+
+    (tmp_path / "f.npz").write_bytes(b"")
+    pd.search_path.append(tmp_path)
+    ticks, found = [], []
+    obj.instance._bind("tick", lambda *a: ticks.append(threading.get_ident()))
+    obj.instance._bind("found", lambda *a: found.append(a))
+    with pd.lock:
+        send = pd.module._send
+        send("pd", "menunew", ["hidden", "."])
+        for line in ([0, 0, "r", "run"], [0, 0, "metro", 5], [0, 0, "s", "tick"],
+                     [0, 0, "r", "which"], [0, 0, "file", "which"], [0, 0, "s", "found"],
+                     [0, 0, "s", "found"]):
+            send("pd-hidden", "obj", line)
+        for cord in ([0, 0, 1, 0], [1, 0, 2, 0], [3, 0, 4, 0], [4, 0, 5, 0], [4, 1, 6, 0]):
+            send("pd-hidden", "connect", cord)
+        send("which", "symbol", ["f.npz"])
+        send("which", "symbol", ["g.npz"])
+        send("run", 1)
+    assert found == [(str(tmp_path / "f.npz"), 0), (pyext_standin.Symbol("g.npz"),)]
+    deadline = time.monotonic() + 5
+    while len(ticks) < 3 and time.monotonic() < deadline:
+        pd.tick()
+        time.sleep(0.002)
+    assert len(ticks) >= 3 and set(ticks) == {threading.get_ident()}
+    with pd.lock:
+        pd.module._send("run", 0)
+    assert not pd.clocks
 
 
 # --- [ganspacesynth~]'s scenarios ------------------------------------------------
@@ -231,23 +281,37 @@ def test_errors(pd, gss, tmp_path):
     obj.message(f"load {MODEL} {PCA}")
     obj.wait_for("loaded", timeout=TIMEOUT)
     count = len(errors(obj))
+    # Numbers are checked on Pd's side, at once: NaN arrives from real pyext
+    # as -2147483648 and is refused like a symbol where a number belongs.
+    count = len(errors(obj))
+    obj.send(1, "coeffs", 1.0, float("nan"))
+    obj.message("coeffs 1 foo")
+    obj.send(1, "pitch", float("nan"))
+    obj.send(1, "step", float("nan"))
+    obj.send(1, "coeff", 0, float("nan"))
+    obj.send(1, "spacing", float("nan"))
+    found = errors(obj)[count:]
+    assert found[0].startswith("coeffs: got NaN or infinity (pyext passes NaN as -2147483648)")
+    assert found[1] == "coeffs: expected a number, got 'foo'"
+    assert [f.split(":")[0] for f in found[2:]] == ["pitch", "step", "coeff", "spacing"]
+    assert all("NaN" in f for f in found[2:])
     # Queued messages of one kind in a row collapse into the last one (as in
     # [ganspacesynth~]), so every 'coeffs' here follows something else.
-    obj.send(1, "coeffs", 1.0, float("nan"))
+    count = len(errors(obj))
     obj.message(f"coeff {N_COMPONENTS} 1")
     obj.message("coeffs " + " ".join(["0.1"] * (N_COMPONENTS + 1)))
     obj.message("pitch 200")
-    obj.message("coeffs 1 foo")
     obj.message("mode sideways")
     obj.message("interp 99")
-    found = wait_for_error(obj, count + 7)[count:]
-    assert "NaN" in found[0]
-    assert "out of range" in found[1]
-    assert f"{N_COMPONENTS + 1} coefficients given but the PCA has {N_COMPONENTS}" in found[2]
-    assert "pitch: 200" in found[3]
-    assert "expected numbers" in found[4]
-    assert "unknown mode" in found[5]
-    assert "outside 0..32" in found[6]
+    found = wait_for_error(obj, count + 5)[count:]
+    assert "out of range" in found[0]
+    assert f"{N_COMPONENTS + 1} coefficients given but the PCA has {N_COMPONENTS}" in found[1]
+    assert "pitch: 200" in found[2]
+    assert "unknown mode" in found[3]
+    assert "outside 0..32" in found[4]
+    # each error is words (not one symbol), and is in Pd's window too
+    assert len(obj.replies("error")[-1].atoms) > 3
+    assert "ganspacesynth_pyext: error: interp: 99 is outside 0..32" in pd.console_text()
     # Found on Pd's side, at once.
     count = len(errors(obj))
     for text in ("frobnicate 1", "play", "write nowhere", "coeffs-array nowhere",
@@ -266,10 +330,13 @@ def test_errors(pd, gss, tmp_path):
     assert found[8] == "unknown message 'float'"
 
 
-def test_paths_patch_folder_then_search_path(pd, gss, tmp_path, monkeypatch):
-    # Not in the patch's folder, but in a -path folder (pyext puts those on sys.path).
-    monkeypatch.syspath_prepend(str(DATA))
+def test_paths_patch_folder_then_search_path(pd, gss, tmp_path):
+    """Not in the patch's folder but along Pd's search path, which the module asks
+    Pd for through [file which] in its hidden canvas (pyext's _searchpaths() is None)."""
     obj = pd.create(gss.ganspacesynth, canvas_dir=tmp_path)
+    obj.message(f"load {MODEL} {PCA}")
+    assert "no such model folder" in wait_for_error(obj)[0]
+    pd.search_path.append(DATA)
     obj.message(f"load {MODEL} {PCA}")
     assert obj.wait_for("loaded", timeout=TIMEOUT)[0].atoms[0] == N_COMPONENTS
 
@@ -361,6 +428,14 @@ def test_original_ganspacesynth_patch(pd, gss, reference_model, pca):
     pd.array("zmid", 256)
     pd.array("sound", 64000)
     obj = new(pd, gss, "gansynth")
+    obj.message("synthesize z sound 32")     # before 'load': the error names the message
+    assert wait_for_error(obj)[0] == "synthesize: no model loaded (send 'load CHECKPOINT' first)"
+    obj.message("synthesize_noz sound 32")
+    assert wait_for_error(obj, 2)[1].startswith("synthesize_noz: no model loaded")
+    obj.message("randomize_z z")
+    assert wait_for_error(obj, 3)[2].startswith("randomize_z: no model loaded")
+    obj.send(1, "slerp_z", "z", "z1", "zmid", float("nan"))
+    assert errors(obj)[3].startswith("slerp_z: got NaN")
     obj.message(f"load {MODEL}")
     assert repr(obj.wait_for("loaded", timeout=TIMEOUT)[0]) == "loaded 64000 16000"
     obj.message(f"load_ganspace_components {PCA} amplitudes")
@@ -392,7 +467,7 @@ def test_original_ganspacesynth_patch(pd, gss, reference_model, pca):
 
     obj.message("unload")
     obj.wait_for("unloaded", timeout=TIMEOUT)
-    assert errors(obj) == []
+    assert len(errors(obj)) == 4
 
 
 def test_original_hallu_patch(pd, gss, reference_model, pca):
@@ -406,6 +481,8 @@ def test_original_hallu_patch(pd, gss, reference_model, pca):
     obj.message(f"load {MODEL}")
     assert repr(obj.wait_for("worker", timeout=TIMEOUT)[0]) == "worker on 64000 16000"
     obj.message(f"load_ganspace_components {PCA}")
+    obj.wait_for("updated", timeout=TIMEOUT)       # as the original: one value per component
+    assert len(pd.arrays["edits"]) == N_COMPONENTS
     pd.arrays["edits"][:2] = [1.0, 0.5]
     obj.message("add_step")                        # copies the current step
     pd.arrays["edits"][:2] = [-1.0, 2.0]
@@ -421,7 +498,7 @@ def test_original_hallu_patch(pd, gss, reference_model, pca):
     for text in ("interp_steps 3", "sample_spacing 0.3", "start_trim 0.05", "attack 0.1",
                  "sustain 0.2", "release 0.6"):
         obj.message(text)
-    assert len(obj.replies("updated")) == 13
+    assert len(obj.replies("updated")) == 14
     obj.message("send_state")
     state = [repr(r) for r in obj.outputs[-8:]]
     assert state == ["step index 0", "step count 2", "settings interp_steps 3",
@@ -445,3 +522,38 @@ def test_original_hallu_patch(pd, gss, reference_model, pca):
     assert errors(obj) == ["unknown message 'rand_step'"]
     obj.message("unload")
     assert repr(obj.wait_for("worker", 2, timeout=TIMEOUT)[1]) == "worker off"
+
+
+# --- how results reach Pd ---------------------------------------------------------
+
+def test_results_reach_pd_on_its_own_thread(pd, gss):
+    """The worker never touches Pd: every reply and array write happens in the
+    module's poll clock on Pd's (the scheduler's) thread, and the clock stops
+    when no object waits for its worker. '@detach' is refused (it would run the
+    methods on flext's threads); a deleted object is not kept alive by its worker."""
+    import gc
+    import weakref
+
+    obj = loaded(pd, gss)
+    pd.array("clip")
+    obj.message("mode z")
+    obj.message("array clip")
+    obj.message("generate")
+    obj.wait_for("ready", timeout=TIMEOUT)
+    assert {r.thread for r in obj.outputs} == {threading.main_thread().name}
+    assert len(pd.read_array("clip")) == 64000
+    pd.settle()
+    assert not pd.clocks, "the poll clock runs on while every worker is idle"
+
+    obj.send(0, "detach", 1)
+    obj.message("generate")
+    assert "do not use @detach" in " ".join(wait_for_error(obj))
+    assert obj.detach == 0
+    obj.message("generate")
+    obj.wait_for("ready", 2, timeout=TIMEOUT)
+
+    instance = weakref.ref(obj.instance)
+    obj.free()
+    obj.instance = None
+    gc.collect()
+    assert instance() is None, gc.get_referrers(instance())
