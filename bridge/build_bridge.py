@@ -15,7 +15,8 @@ and baked in:
 
 At run time the embedded Python searches GANSPACESYNTH_PYTHONPATH, then the
 site-packages that holds the bridge (installed as
-``site-packages/ganspacesynth/pd/``), then the baked source folder.
+``site-packages/ganspacesynth/pd/``; links to that folder, such as the one
+``ganspacesynth pd-install`` makes, are followed), then the baked source folder.
 """
 
 import argparse
@@ -74,7 +75,7 @@ def _search_path():
     folders = [p for p in os.environ.get("GANSPACESYNTH_PYTHONPATH", "").split(os.pathsep) if p]
     bridge = ffi.string(lib.gss_bridge_location()).decode("utf-8", "replace")
     if bridge:
-        package = os.path.dirname(os.path.dirname(os.path.abspath(bridge)))
+        package = os.path.dirname(os.path.dirname(os.path.realpath(bridge)))
         if os.path.isfile(os.path.join(package, "__init__.py")):
             folders.append(os.path.dirname(package))
     if _SOURCE_PATH:

@@ -148,6 +148,43 @@ def _run_pd_path(args):
         return 1
 
 
+def _add_pd_install(sub):
+    p = sub.add_parser(
+        "pd-install", help="install the Pd folder where a plain `pd` finds it",
+        description="Link PREFIX/ganspacesynth (PREFIX: ~/Documents/Pd/externals, where deken installs) "
+                    "to this package's Pd folder ([ganspacesynth~], its bridge and help, the Hallu "
+                    "abstractions, the pyext module) and add that folder to the search path in Pd's "
+                    "preferences, as a deken install does, so that a plain `pd` creates "
+                    "[ganspacesynth~] and [hallu]. A link: upgrading the package upgrades what Pd "
+                    "loads. Quit Pd first; it reads its preferences when it starts.")
+    p.add_argument("--prefix", metavar="DIR",
+                   help="install into DIR/ganspacesynth instead (default ~/Documents/Pd/externals)")
+    p.add_argument("--no-search-path", dest="search_path", action="store_false",
+                   help="leave Pd's preferences alone (then use pd -path or [declare -path])")
+    p.set_defaults(run=_run_pd_install)
+
+
+def _run_pd_install(args):
+    from .pd_install import install
+
+    print(install(prefix=args.prefix, search_path=args.search_path))
+
+
+def _add_pd_uninstall(sub):
+    p = sub.add_parser(
+        "pd-uninstall", help="remove what pd-install installed",
+        description="Remove the link pd-install made in PREFIX (default ~/Documents/Pd/externals) and "
+                    "its entry in Pd's search path; anything pd-install did not make is left alone.")
+    p.add_argument("--prefix", metavar="DIR", help="the --prefix given to pd-install")
+    p.set_defaults(run=_run_pd_uninstall)
+
+
+def _run_pd_uninstall(args):
+    from .pd_install import uninstall
+
+    print(uninstall(prefix=args.prefix))
+
+
 def _add_hallu(sub):
     p = sub.add_parser("hallu", help="render a Hallu composition (a session file or steps given here)",
                        description="Render a hallucination: travel through GANSpace coefficient space "
@@ -502,6 +539,8 @@ COMMANDS = [
     _add_hallu,
     _add_demo,
     _add_pd_path,
+    _add_pd_install,
+    _add_pd_uninstall,
     _add_train,
     _add_pca,
     _add_synth,
