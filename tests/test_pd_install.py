@@ -101,12 +101,13 @@ def test_cli_pd_path():
 # ---------------------------------------------------------------- pd-install
 
 
-def _plain_pd(patch, home, timeout=300):
+def _plain_pd(patch, home, timeout=300, env=None):
     """`pd PATCH` as a user starts it: no -path, no -noprefs, HOME as given, no variables
-    of ours or TensorFlow's. Batch mode, and -stderr to read what it prints."""
+    of ours or TensorFlow's but those in env. Batch mode, and -stderr to read what it prints."""
+    extra = env or {}
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("PYTHON", "GANSPACESYNTH_", "VIRTUAL_ENV", "TF_"))}
-    env["HOME"] = str(home)
+    env.update(extra, HOME=str(home))
     try:
         result = subprocess.run([pd_binary(), "-nrt", "-noaudio", "-nomidi", "-nogui", "-batch", "-stderr",
                                  str(patch)], capture_output=True, text=True, timeout=timeout, env=env,
