@@ -219,6 +219,23 @@ def test_pd_install_keeps_the_users_preferences(tmp_path):
                                  "standardpath: 1\nverbose: 0\n")
 
 
+def test_pd_install_rewrites_a_linked_preferences_file_in_place(tmp_path):
+    """A ~/.pdsettings that links into a dotfiles folder stays a link."""
+    from ganspacesynth.pd_install import install, read_search_path, uninstall
+
+    home = tmp_path / "home"
+    dotfiles = tmp_path / "dotfiles"
+    home.mkdir()
+    dotfiles.mkdir()
+    (dotfiles / "pdsettings").write_text("verbose: 0\n")
+    (home / ".pdsettings").symlink_to(dotfiles / "pdsettings")
+    install(source=_pd_folder(tmp_path), home=home, platform="linux")
+    assert (home / ".pdsettings").is_symlink()
+    assert read_search_path(dotfiles / "pdsettings") == [str(home / "Documents" / "Pd" / "externals" / "ganspacesynth")]
+    uninstall(home=home, platform="linux")
+    assert (home / ".pdsettings").is_symlink() and read_search_path(home / ".pdsettings") == []
+
+
 def test_pd_install_on_macos_writes_pds_plist(tmp_path):
     from ganspacesynth.pd_install import install, uninstall
 

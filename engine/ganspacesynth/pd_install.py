@@ -131,6 +131,8 @@ def _read_plist(prefs):
 
 def _write_search_path(prefs, paths):
     prefs = Path(prefs)
+    if prefs.is_symlink():
+        prefs = prefs.resolve()  # a dotfiles link stays a link: its target is rewritten
     prefs.parent.mkdir(parents=True, exist_ok=True)
     if prefs.suffix == ".plist":
         entries, fmt = _read_plist(prefs)
@@ -255,6 +257,7 @@ def uninstall(prefix=None, home=None, platform=None):
     if len(kept) != len(paths):
         _write_search_path(prefs, kept)
         report.lines.append(f"removed {folder} from Pd's search path ({prefs})")
-        if prefs.suffix != ".plist" and prefs.read_text().split() == ["npath:", "0"]:
+        if (prefs.suffix != ".plist" and not prefs.is_symlink()
+                and prefs.read_text().split() == ["npath:", "0"]):
             prefs.unlink()  # the file install created, holding nothing else: Pd writes many keys
     return report
