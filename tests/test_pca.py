@@ -378,16 +378,18 @@ def test_descriptors_of_noise_harmonics_and_silence():
     assert describe.f0(saw, SR) == pytest.approx(110, rel=0.005)
     assert describe.rms_db(np.ones(100)) == pytest.approx(0.0)
     silent = describe.descriptors(np.zeros(64000), SR)
-    assert silent["rms"] == -120 and np.isnan(silent["centroid"]) and np.isnan(silent["f0"])
+    assert silent["loudness"] == -120 and np.isnan(silent["brightness"]) and np.isnan(silent["pitch"])
     both = describe.descriptors(np.stack([saw, noise]), SR)
-    assert both["f0"].shape == (2,) and np.isnan(both["f0"][1])
+    assert both["pitch"].shape == (2,) and np.isnan(both["pitch"][1])
 
 
 def test_sweep_table_and_plot(tmp_path, reference_model, original_pca):
     result = describe.sweep(reference_model, original_pca, components=2, points=3)
-    assert result["centroid"].shape == (2, 3) and list(result["coefficients"]) == [-2, 0, 2]
+    assert result["brightness"].shape == (2, 3) and list(result["coefficients"]) == [-2, 0, 2]
     text = describe.format_sweep(result)
-    assert "component 1" in text and "centroid Hz" in text
+    assert "component 1" in text and "centroid Hz" in text and "salience" in text
+    moved = describe.format_most_moved(result).splitlines()
+    assert len(moved) == 2 and moved[0].startswith("component 0 moves ")
     png = describe.plot_sweep(result, tmp_path / "sweep.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

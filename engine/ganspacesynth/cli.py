@@ -496,17 +496,56 @@ def _run_synth(args):
         print(path)
 
 
+def _descriptor_list(text):
+    from .describe import check_descriptors
+
+    try:
+        return check_descriptors([name.strip() for name in text.split(",") if name.strip()])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error))
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _length(model, seconds):
+    """Seconds of each clip to generate and describe, as samples (None: whole clips)."""
+    if seconds is None:
+        return None
+    return min(model.audio_length, max(1, int(round(seconds * model.sample_rate))))
+
+
 def _add_describe(sub):
     p = sub.add_parser("describe", help="what each component does to the sound (brightness, loudness...)",
                        description="Sweep each of the first K components from -2 to +2 (the others at 0) "
-                                   "and report how spectral centroid, RMS loudness, spectral flatness and "
-                                   "fundamental frequency change, as a table and optionally a PNG plot.")
+                                   "and report how brightness (spectral centroid), loudness (RMS), "
+                                   "noisiness (spectral flatness), pitch salience and pitch (f0) change, "
+                                   "as a table and optionally a PNG plot, and which descriptor each "
+                                   "component moves most. With --matrix: Spearman's rho of each descriptor "
+                                   "with each direction's coefficient, averaged over starting points (the "
+                                   "mean in layer space; --starts random z in z and latent space), marking "
+                                   "the directions that move one thing (own |rho| > 0.9, others < 0.3).")
     p.add_argument("model", help="model folder or 'default'")
     p.add_argument("pca", help="PCA file or 'default'")
     p.add_argument("-k", "--components", type=int, default=4, help="components to sweep (default 4)")
     p.add_argument("--points", type=int, default=9, help="coefficients per sweep (default 9)")
     p.add_argument("--limit", type=float, default=2.0, help="sweep from -LIMIT to +LIMIT (default 2)")
-    p.add_argument("--plot", metavar="PNG", help="also plot descriptor against coefficient")
+    p.add_argument("--plot", metavar="PNG", help="also plot descriptor against coefficient (with --matrix: "
+                   "the matrix as a heat map)")
+    p.add_argument("--matrix", action="store_true", help="measure the disentanglement matrix")
+    p.add_argument("--starts", type=int, default=4,
+                   help="random starting z in z and latent space, from --z-seed on (default 4)")
+    p.add_argument("--descriptors", type=_descriptor_list, metavar="NAME,...",
+                   help="descriptors of the matrix (default brightness,loudness,noisiness,pitch-salience)")
+    p.add_argument("--length", type=_seconds, metavar="SECONDS",
+                   help="describe only the first SECONDS of each clip (faster; default the whole clip)")
     _synthesis_args(p)
     p.set_defaults(run=_usage_errors(_run_describe))
 
@@ -514,21 +553,90 @@ def _add_describe(sub):
 def _run_describe(args):
     from tqdm import tqdm
 
-    from .describe import format_sweep, plot_sweep, sweep
+    from .describe import (MATRIX_DESCRIPTORS, disentanglement, format_matrix, format_most_moved,
+                           format_sweep, plot_matrix, plot_sweep, sweep)
     from .model import load_model
     from .pca import load_pca
 
     model = load_model(args.model)
     pca = load_pca(args.pca, model=model)
     k = min(args.components, pca.n_components)
+    length = _length(model, args.length)
+    if args.matrix:
+        space = args.space or ("z" if args.z_seed is not None else "layer")
+        with tqdm(total=1, desc="sweeping", unit="sweep", disable=None, leave=False) as bar:
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            matrix = disentanglement(model, pca, components=k, names=args.descriptors or MATRIX_DESCRIPTORS,
+                                     points=args.points, limit=args.limit, starts=args.starts, space=space,
+                                     pitch=args.pitch, seed=args.z_seed or 0, length=length, progress=progress)
+        print(format_matrix(matrix))
+        if args.plot:
+            title = f"{pca.layer} {pca.estimator}: Spearman rho, {space} space"
+            print(plot_matrix(matrix, args.plot, title=title))
+        return
     with tqdm(total=k, desc="sweeping", unit="component", disable=None, leave=False) as bar:
         result = sweep(model, pca, components=k, points=args.points, limit=args.limit,
-                       progress=lambda done, total: bar.update(done - bar.n),
+                       progress=lambda done, total: bar.update(done - bar.n), length=length,
                        **_synthesis_kwargs(model, args))
     print(format_sweep(result))
+    print()
+    print(format_most_moved(result))
     if args.plot:
         title = f"{pca.layer} {pca.estimator}: descriptors along components"
         print(plot_sweep(result, args.plot, title=title))
+
+
+def _add_directions(sub):
+    from .directions import DEFAULT_BASIS_COMPONENTS, DEFAULT_DESCRIPTORS, DEFAULT_MOVES, DEFAULT_SAMPLES
+
+    p = sub.add_parser("directions", help="named directions: one per descriptor, moving it alone",
+                       description="Fit one direction per descriptor at a layer: from random starts, random "
+                                   "moves in a PCA basis of the layer; a linear model of each descriptor's "
+                                   "change on the move; each direction then loses its projection on the "
+                                   "others' (InterFaceGAN's conditioning). Writes a PCA file whose "
+                                   "components are named after the descriptors.")
+    p.add_argument("model", help="model folder or 'default'")
+    p.add_argument("-o", "--output", required=True, help="output .npz file")
+    p.add_argument("--descriptors", type=_descriptor_list, default=list(DEFAULT_DESCRIPTORS), metavar="NAME,...",
+                   help="descriptors, one direction each (default " + ",".join(DEFAULT_DESCRIPTORS) +
+                        "; also: pitch)")
+    p.add_argument("--layer", default="conv0", help="layer to hook (default conv0)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                   help=f"clips to generate and describe, starts and moves together (default {DEFAULT_SAMPLES})")
+    p.add_argument("--moves", type=int, default=DEFAULT_MOVES,
+                   help=f"moves from each start (default {DEFAULT_MOVES})")
+    p.add_argument("--basis", metavar="PCA", help="PCA file of the layer to move in (default: an exact PCA "
+                   "computed first)")
+    p.add_argument("--basis-components", type=int, default=DEFAULT_BASIS_COMPONENTS,
+                   help=f"components of that PCA (default {DEFAULT_BASIS_COMPONENTS})")
+    p.add_argument("--pitch", type=int, help="sample at this MIDI pitch only (default: all of the model's)")
+    p.add_argument("--length", type=_seconds, metavar="SECONDS",
+                   help="describe only the first SECONDS of each clip (faster; default the whole clip)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--latent-samples", type=int,
+                   help="samples for the latent directions (default min(samples, 16384); 0: none)")
+    p.set_defaults(run=_usage_errors(_run_directions))
+
+
+def _run_directions(args):
+    from .directions import compute_directions
+    from .model import load_model
+    from .pca import load_pca
+
+    model = load_model(args.model)
+    basis = None if args.basis is None else load_pca(args.basis, model=model)
+    named = compute_directions(model, descriptors=args.descriptors, layer=args.layer, n_samples=args.samples,
+                               basis=basis, basis_components=args.basis_components, pitch=args.pitch,
+                               seed=args.seed, length=_length(model, args.length), moves=args.moves,
+                               latent_samples=args.latent_samples, progress=True)
+    print(named.save(args.output))
+    print(named.summary())
+    for name, fit in named.fit.items():
+        print(f"{name:<16} R^2 {fit['r2']:.3f} over {fit['samples']} moves; conditioning kept "
+              f"cos {fit['cosine_to_raw']:.2f} of the raw direction")
 
 
 COMMANDS = [
@@ -545,6 +653,7 @@ COMMANDS = [
     _add_pca,
     _add_synth,
     _add_describe,
+    _add_directions,
 ]
 
 

@@ -3,16 +3,18 @@
 Descriptors (numpy only; each takes one clip (samples,) and returns a float,
 or several clips (n, samples) and returns an array):
 
-* ``spectral_centroid``: brightness, in Hz: the magnitude-weighted mean
+* ``spectral_centroid`` ("brightness"), in Hz: the magnitude-weighted mean
   frequency of each frame, averaged over frames weighted by their energy. A
   sine gives its frequency.
-* ``rms_db``: loudness, in dBFS: 20 log10 of the whole clip's RMS (a
+* ``rms_db`` ("loudness"), in dBFS: 20 log10 of the whole clip's RMS (a
   full-scale sine gives -3.01; silence is floored at -120).
-* ``spectral_flatness``: geometric over arithmetic mean of each frame's power
+* ``spectral_flatness`` ("noisiness"): geometric over arithmetic mean of each frame's power
   spectrum, averaged over frames weighted by their energy: about 0 for a
   sine, about 0.56 for white noise (the flatness of one noise periodogram:
   e^-gamma), 1 only for a perfectly flat spectrum.
-* ``f0``: fundamental frequency in Hz, YIN-style (cumulative mean normalised
+* ``pitch_salience`` ("pitch-salience"): 1 - YIN's aperiodicity, energy-weighted
+  over audible frames: 1 for a steady tone, near 0 for noise.
+* ``f0`` ("pitch"): fundamental frequency in Hz, YIN-style (cumulative mean normalised
   difference, absolute threshold, parabolic interpolation) per frame; the
   median over voiced frames when at least half of the audible frames are
   voiced, NaN otherwise (noise, silence, clusters without a pitch).
@@ -22,7 +24,12 @@ STFT); frames more than 60 dB below the loudest one count as silence and are
 left out, so a clip's decaying tail does not decide its flatness or pitch.
 
 ``sweep`` synthesises each of the first components from -2 to +2 (the others
-at 0) and measures all four; ``format_sweep`` and ``plot_sweep`` show it.
+at 0) and measures the descriptors; ``format_sweep`` and ``plot_sweep`` show
+it, ``format_most_moved`` says which descriptor each component moves most.
+``disentanglement`` measures, for each direction, Spearman's rho of every
+descriptor with the coefficient, averaged over starting points, and marks
+the directions that "move one thing" (own |rho| > 0.9, others < 0.3);
+``format_matrix`` and ``plot_matrix`` show it.
 """
 
 import math
@@ -121,14 +128,9 @@ def spectral_flatness(audio, sample_rate=16000):
     return _per_clip(_flatness, audio, sample_rate)
 
 
-def f0_track(clip, sample_rate=16000, fmin=30.0, fmax=2000.0, threshold=0.15):
-    """Per-frame fundamental frequency (Hz, NaN where unvoiced) and the audible-frame mask.
-
-    YIN (de Cheveigne & Kawahara 2002) steps 1-5: the difference function
-    over a window of FRAME/2 samples, cumulative mean normalisation, the
-    first dip below ``threshold`` (then down to its local minimum), parabolic
-    interpolation. A frame without such a dip is unvoiced.
-    """
+def _yin_cmnd(clip, sample_rate, fmin, fmax):
+    """YIN's cumulative mean normalised difference per frame: (cmnd (frames, lags), audible-frame
+    mask, frame energies, tau_min, tau_max)."""
     clip = np.asarray(clip, dtype=np.float64)
     window = FRAME // 2
     tau_min = max(2, int(sample_rate / fmax))
@@ -136,7 +138,8 @@ def f0_track(clip, sample_rate=16000, fmin=30.0, fmax=2000.0, threshold=0.15):
     if tau_min >= tau_max:
         raise ValueError(f"fmin {fmin} .. fmax {fmax} Hz leaves no lags at {sample_rate} Hz")
     frames = np.array(_frames(clip))
-    active = _active(np.mean(frames ** 2, axis=1))
+    power = np.mean(frames ** 2, axis=1)
+    active = _active(power)
     # d(tau) = sum_j (x_j - x_{j+tau})^2 for j < window, from energies and one FFT correlation.
     n_fft = 1 << int(math.ceil(math.log2(FRAME + window)))
     spectrum = np.fft.rfft(frames, n_fft, axis=1)
@@ -149,7 +152,19 @@ def f0_track(clip, sample_rate=16000, fmin=30.0, fmax=2000.0, threshold=0.15):
     cumulative = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
     cmnd = np.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] / np.maximum(cumulative, 1e-30)
-    f0 = np.full(len(frames), np.nan)
+    return cmnd, active, power, tau_min, tau_max
+
+
+def f0_track(clip, sample_rate=16000, fmin=30.0, fmax=2000.0, threshold=0.15):
+    """Per-frame fundamental frequency (Hz, NaN where unvoiced) and the audible-frame mask.
+
+    YIN (de Cheveigne & Kawahara 2002) steps 1-5: the difference function
+    over a window of FRAME/2 samples, cumulative mean normalisation, the
+    first dip below ``threshold`` (then down to its local minimum), parabolic
+    interpolation. A frame without such a dip is unvoiced.
+    """
+    cmnd, active, _, tau_min, tau_max = _yin_cmnd(clip, sample_rate, fmin, fmax)
+    f0 = np.full(len(cmnd), np.nan)
     for i in np.flatnonzero(active):
         below = np.flatnonzero(cmnd[i, tau_min:tau_max] < threshold)
         if not below.size:
@@ -177,43 +192,83 @@ def f0(audio, sample_rate=16000, fmin=30.0, fmax=2000.0, threshold=0.15):
     return _per_clip(_f0, audio, sample_rate, fmin, fmax, threshold)
 
 
-# name -> (function of (audio, sample_rate), column heading, plot label)
+def _salience(clip, sample_rate, fmin, fmax):
+    cmnd, active, energy, tau_min, tau_max = _yin_cmnd(clip, sample_rate, fmin, fmax)
+    if not active.any():
+        return math.nan
+    periodicity = 1.0 - np.clip(cmnd[active, tau_min:tau_max].min(axis=1), 0.0, 1.0)
+    return float(np.average(periodicity, weights=np.maximum(energy[active], 1e-30)))
+
+
+def pitch_salience(audio, sample_rate=16000, fmin=30.0, fmax=2000.0):
+    """How periodic (pitched) the sound is: 1 for a steady tone, near 0 for noise; NaN for silence.
+
+    One minus YIN's aperiodicity, the smallest cumulative mean normalised
+    difference over the lags of ``fmin`` .. ``fmax``, per audible frame,
+    averaged with the frames' energies as weights. A harmonicity measure
+    that needs no f0 decision: it moves smoothly where ``f0`` jumps to NaN.
+    """
+    return _per_clip(_salience, audio, sample_rate, fmin, fmax)
+
+
+# name -> (function of (audio, sample_rate), column heading, plot label). The names are what a
+# musician would call them; named directions and the disentanglement matrix use them too.
 DESCRIPTORS = {
-    "centroid": (lambda a, sr: spectral_centroid(a, sr), "centroid Hz", "spectral centroid (Hz)"),
-    "rms": (lambda a, sr: rms_db(a), "RMS dBFS", "RMS loudness (dBFS)"),
-    "flatness": (lambda a, sr: spectral_flatness(a, sr), "flatness", "spectral flatness"),
-    "f0": (lambda a, sr: f0(a, sr), "f0 Hz", "fundamental frequency (Hz)"),
+    "brightness": (lambda a, sr: spectral_centroid(a, sr), "centroid Hz", "spectral centroid (Hz)"),
+    "loudness": (lambda a, sr: rms_db(a), "RMS dBFS", "RMS loudness (dBFS)"),
+    "noisiness": (lambda a, sr: spectral_flatness(a, sr), "flatness", "spectral flatness"),
+    "pitch-salience": (lambda a, sr: pitch_salience(a, sr), "salience", "pitch salience (1 - YIN aperiodicity)"),
+    "pitch": (lambda a, sr: f0(a, sr), "f0 Hz", "fundamental frequency (Hz)"),
 }
+_FORMATS = {"brightness": "{:.1f}", "loudness": "{:.2f}", "noisiness": "{:.3g}", "pitch-salience": "{:.3f}",
+            "pitch": "{:.1f}"}
 
 
-def descriptors(audio, sample_rate=16000):
-    """Every descriptor of one clip or several: name -> float or (n,) array."""
-    return {name: fn(audio, sample_rate) for name, (fn, _, _) in DESCRIPTORS.items()}
+def check_descriptors(names):
+    """A list of descriptor names, checked (ValueError naming the known ones)."""
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in DESCRIPTORS]
+    if unknown or not names:
+        why = f"unknown descriptor {unknown[0]!r}" if unknown else "no descriptors"
+        raise ValueError(f"{why}: choose from {', '.join(DESCRIPTORS)}")
+    if len(set(names)) != len(names):
+        raise ValueError("each descriptor may be named once")
+    return names
 
 
-def sweep(model, pca, components=4, points=9, limit=2.0, z=None, pitch=None, space=None, progress=None):
+def descriptors(audio, sample_rate=16000, names=None):
+    """The descriptors ``names`` (default all) of one clip or several: name -> float or (n,) array."""
+    names = list(DESCRIPTORS) if names is None else check_descriptors(names)
+    return {name: DESCRIPTORS[name][0](audio, sample_rate) for name in names}
+
+
+def sweep(model, pca, components=4, points=9, limit=2.0, z=None, pitch=None, space=None, progress=None,
+          names=None, length=None):
     """Synthesise each of the first ``components`` from ``-limit`` to ``+limit`` (others 0) and
     measure the clips.
 
     Returns a dict: ``coefficients`` (points,), ``components`` (their
-    indices), ``stdev`` and ``explained_variance_ratio`` of them, and one
-    (components, points) array per descriptor. ``z``, ``pitch`` and ``space``
-    are ``synthesize``'s.
+    indices), ``labels`` (their names, or "component i"), ``stdev`` and
+    ``explained_variance_ratio`` of them, and one (components, points) array
+    per descriptor (``names``, default all). ``z``, ``pitch``, ``space`` and
+    ``length`` are ``synthesize``'s.
     """
     k = min(int(components), pca.n_components)
     if k < 1:
         raise ValueError("components must be at least 1")
     if int(points) < 2:
         raise ValueError("points must be at least 2")
+    names = list(DESCRIPTORS) if names is None else check_descriptors(names)
     values = np.linspace(-float(limit), float(limit), int(points))
-    result = {"coefficients": values, "components": np.arange(k), "stdev": pca.stdev[:k].astype(float),
+    result = {"coefficients": values, "components": np.arange(k), "labels": [pca.label(i) for i in range(k)],
+              "stdev": pca.stdev[:k].astype(float),
               "explained_variance_ratio": pca.explained_variance_ratio[:k].astype(float)}
-    measured = {name: np.full((k, len(values)), np.nan) for name in DESCRIPTORS}
+    measured = {name: np.full((k, len(values)), np.nan) for name in names}
     for i in range(k):
         rows = np.zeros((len(values), i + 1))
         rows[:, i] = values
-        audio = model.synthesize(pca, rows, z=z, pitch=pitch, space=space)
-        for name, found in descriptors(audio, model.sample_rate).items():
+        audio = model.synthesize(pca, rows, z=z, pitch=pitch, space=space, length=length)
+        for name, found in descriptors(audio, model.sample_rate, names).items():
             measured[name][i] = found
         if progress is not None:
             progress(i + 1, k)
@@ -221,20 +276,159 @@ def sweep(model, pca, components=4, points=9, limit=2.0, z=None, pitch=None, spa
     return result
 
 
+def correlations(result):
+    """Spearman's rho of each descriptor with the coefficient, per swept component:
+    name -> (components,) array. A descriptor that does not change along a sweep gets 0; one
+    with fewer than three measurable points (f0 of unpitched clips), NaN."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for name in (n for n in DESCRIPTORS if n in result):
+        rhos = []
+        for row in np.asarray(result[name]):
+            finite = np.isfinite(row)
+            if finite.sum() < 3:
+                rhos.append(np.nan)
+            elif np.ptp(row[finite]) == 0:
+                rhos.append(0.0)
+            else:
+                rhos.append(float(spearmanr(result["coefficients"][finite], row[finite]).statistic))
+        out[name] = np.array(rhos)
+    return out
+
+
+def format_most_moved(result) -> str:
+    """One line per swept component: the descriptor it moves most, by |Spearman rho|."""
+    rho = correlations(result)
+    lines = []
+    for row, label in enumerate(result["labels"]):
+        ranked = sorted(((abs(r[row]), name, r[row]) for name, r in rho.items() if np.isfinite(r[row])),
+                        reverse=True)
+        if not ranked:
+            lines.append(f"{label}: no descriptor could be measured")
+            continue
+        rest = ", ".join(f"{name} {r:+.2f}" for _, name, r in ranked[1:])
+        lines.append(f"{label} moves {ranked[0][1]} most (rho {ranked[0][2]:+.2f}; {rest})")
+    return "\n".join(lines)
+
+
+# The disentanglement criterion: a direction "moves one thing" when its own descriptor's |rho|
+# passes OWN_RHO and every other descriptor's stays below OTHER_RHO.
+OWN_RHO = 0.9
+OTHER_RHO = 0.3
+MATRIX_DESCRIPTORS = ("brightness", "loudness", "noisiness", "pitch-salience")
+
+
+def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9, limit=2.0, starts=4,
+                    space=None, pitch=None, seed=0, length=None, progress=None):
+    """Spearman's rho of each descriptor with each direction's coefficient over -limit..limit,
+    averaged over starting points: the measured version of the paper's Table 1.
+
+    ``space`` "layer" (the default) starts from the PCA's mean (one start);
+    "z" and "latent" from ``starts`` random z (seeded by ``seed``) at
+    ``pitch``. A direction's own descriptor is its name when it is a
+    descriptor (named directions), else the one it moves most; it "moves one
+    thing" when that |rho| > OWN_RHO and every other < OTHER_RHO (a descriptor
+    that cannot be measured counts as not moving). Returns a dict:
+    ``labels``, ``descriptors``, ``rho`` (components, descriptors) averaged,
+    ``rho_starts`` (starts, components, descriptors), ``own`` (index per
+    direction), ``moves_one`` (bool per direction), ``space``, ``starts``.
+    """
+    names = check_descriptors(names)
+    space = space or "layer"
+    if space == "layer":
+        centres = [None]
+    else:
+        if int(starts) < 1:
+            raise ValueError("starts must be at least 1")
+        centres = list(model.random_z(int(starts), seed=seed))
+    k = min(int(components), pca.n_components)
+    per_start = []
+    for s, z in enumerate(centres):
+        result = sweep(model, pca, components=k, points=points, limit=limit, z=z,
+                       pitch=None if space == "layer" else pitch, space=space, names=names, length=length,
+                       progress=None if progress is None else (
+                           lambda done, total, s=s: progress(s * total + done, len(centres) * total)))
+        rho = correlations(result)
+        per_start.append(np.stack([rho[name] for name in names], axis=1))
+    rho_starts = np.array(per_start)
+    with np.errstate(invalid="ignore"):
+        counts = np.isfinite(rho_starts).sum(axis=0)
+        rho = np.where(counts > 0, np.nansum(rho_starts, axis=0) / np.maximum(counts, 1), np.nan)
+    labels = [pca.label(i) for i in range(k)]
+    magnitude = np.nan_to_num(np.abs(rho), nan=0.0)
+    own = np.array([names.index(label) if label in names else int(np.argmax(magnitude[i]))
+                    for i, label in enumerate(labels)])
+    others = magnitude.copy()
+    others[np.arange(k), own] = 0.0
+    moves_one = (magnitude[np.arange(k), own] > OWN_RHO) & (others.max(axis=1) < OTHER_RHO)
+    return {"labels": labels, "descriptors": names, "rho": rho, "rho_starts": rho_starts, "own": own,
+            "moves_one": moves_one, "space": space, "starts": len(centres),
+            "coefficients": np.linspace(-float(limit), float(limit), int(points))}
+
+
+def format_matrix(matrix) -> str:
+    """The matrix as a table: rho per direction and descriptor, the own descriptor in [brackets],
+    and whether the direction moves one thing."""
+    names = matrix["descriptors"]
+    width = max(len(label) for label in matrix["labels"] + ["direction"])
+    cell = max(8, *(len(n) for n in names))
+    lines = [f"Spearman rho of each descriptor with the coefficient ({matrix['coefficients'][0]:+g}.."
+             f"{matrix['coefficients'][-1]:+g}), {matrix['space']} space, mean over {matrix['starts']} "
+             f"start{'s' if matrix['starts'] > 1 else ''}; [own descriptor]; moves one thing: own |rho| > "
+             f"{OWN_RHO}, others < {OTHER_RHO}",
+             "direction".ljust(width) + "".join(n.rjust(cell + 2) for n in names) + "  moves one thing"]
+    for i, label in enumerate(matrix["labels"]):
+        cells = []
+        for j in range(len(names)):
+            r = matrix["rho"][i, j]
+            text = "-" if not np.isfinite(r) else f"{r:+.2f}"
+            cells.append((f"[{text}]" if j == matrix["own"][i] else f" {text} ").rjust(cell + 2))
+        verdict = f"yes ({names[matrix['own'][i]]})" if matrix["moves_one"][i] else "no"
+        lines.append(label.ljust(width) + "".join(cells) + "  " + verdict)
+    return "\n".join(lines)
+
+
+def plot_matrix(matrix, path, title=None):
+    """The matrix as a heat map PNG (rho from -1 blue to +1 red), own descriptors framed."""
+    from matplotlib.patches import Rectangle
+
+    from .plot import save_figure, subplots
+
+    rho = matrix["rho"]
+    k, m = rho.shape
+    figure, ax = subplots(figsize=(1.6 * m + 3, 0.55 * k + 2), dpi=100)
+    image = ax.imshow(np.nan_to_num(rho, nan=0.0), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for i in range(k):
+        for j in range(m):
+            text = "-" if not np.isfinite(rho[i, j]) else f"{rho[i, j]:+.2f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="white" if np.isfinite(rho[i, j]) and abs(rho[i, j]) > 0.6 else "black")
+        ax.add_patch(Rectangle((matrix["own"][i] - 0.5, i - 0.5), 1, 1, fill=False,
+                               edgecolor="black" if matrix["moves_one"][i] else "grey",
+                               linewidth=2.5 if matrix["moves_one"][i] else 1))
+    ax.set_xticks(range(m), matrix["descriptors"])
+    ax.set_yticks(range(k), [label + (" *" if one else "") for label, one in
+                             zip(matrix["labels"], matrix["moves_one"])])
+    ax.set_xlabel(f"descriptor (Spearman rho with the coefficient; * moves one thing)")
+    figure.colorbar(image, ax=ax, fraction=0.04)
+    return save_figure(figure, path, title)
+
+
 def format_sweep(result) -> str:
     """The sweep as text: one table per component, a row per coefficient."""
-    names = list(DESCRIPTORS)
+    names = [n for n in DESCRIPTORS if n in result]
     headings = ["coeff"] + [DESCRIPTORS[n][1] for n in names]
     widths = [max(7, len(h)) for h in headings]
-    formats = {"centroid": "{:.1f}", "rms": "{:.2f}", "flatness": "{:.3g}", "f0": "{:.1f}"}
     blocks = []
     for row, i in enumerate(result["components"]):
-        lines = [f"component {i} (stdev {result['stdev'][row]:.4g}, "
+        label = result["labels"][row] if "labels" in result else f"component {i}"
+        lines = [f"{label} (stdev {result['stdev'][row]:.4g}, "
                  f"{100 * result['explained_variance_ratio'][row]:.2f}% of the variance)",
                  "  ".join(h.rjust(w) for h, w in zip(headings, widths))]
         for col, c in enumerate(result["coefficients"]):
             cells = [f"{c:+.2f}"] + [
-                "-" if not np.isfinite(result[n][row, col]) else formats[n].format(result[n][row, col])
+                "-" if not np.isfinite(result[n][row, col]) else _FORMATS[n].format(result[n][row, col])
                 for n in names]
             lines.append("  ".join(cell.rjust(w) for cell, w in zip(cells, widths)))
         blocks.append("\n".join(lines))
@@ -245,11 +439,14 @@ def plot_sweep(result, path, title=None):
     """A PNG: one panel per descriptor, descriptor against coefficient, one line per component."""
     from .plot import save_figure, subplots
 
-    figure, axes = subplots(2, 2, figsize=(10, 7), dpi=100, sharex=True)
-    for ax, name in zip(axes.flat, DESCRIPTORS):
-        for row, i in enumerate(result["components"]):
-            ax.plot(result["coefficients"], result[name][row], marker="o", markersize=3,
-                    label=f"component {i}")
+    names = [n for n in DESCRIPTORS if n in result]
+    columns = math.ceil(len(names) / 2)
+    figure, axes = subplots(2, columns, figsize=(5 * columns, 7), dpi=100, sharex=True, squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
+        for row, label in enumerate(result.get("labels") or [f"component {i}" for i in result["components"]]):
+            ax.plot(result["coefficients"], result[name][row], marker="o", markersize=3, label=label)
         ax.set_ylabel(DESCRIPTORS[name][2])
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
