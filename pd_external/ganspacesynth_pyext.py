@@ -114,6 +114,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 
 import numpy as np
@@ -202,9 +203,10 @@ class _Worker:
 
     It never touches Pd: what it has for Pd (replies, array writes) goes into
     ``outbox``, which Pd's thread drains (``ganspacesynth._deliver``). It
-    holds no reference to the Pd object, so that deleting the box lets the
-    object go at once (pyext warns "Object is still referenced" otherwise),
-    except through the job it is running at that moment.
+    holds no reference to the Pd object, and its jobs reach the object
+    through a weak proxy (``me``), so that deleting the box lets the object
+    go at once, even mid-job (pyext warns "Object is still referenced"
+    otherwise); a job whose object is gone ends at its next use of it.
     """
 
     def __init__(self, name):
@@ -301,8 +303,8 @@ class _Worker:
                 if instrument is None:
                     raise _Problem(self._start_error)
                 run(instrument)
-            except _Cancelled:
-                return
+            except (_Cancelled, ReferenceError):
+                return        # the object was deleted: its jobs go with it
             except _Problem as problem:
                 self._error(message, str(problem))
             except Exception as error:  # noqa: BLE001
@@ -339,6 +341,15 @@ class _Poll:
     The metro runs only while some object waits for its worker. The second
     chain asks Pd's own search path for a file (pyext's ``_searchpaths()``
     returns None in vanilla Pd). Everything here runs on Pd's thread.
+
+    They are two canvases. While an object is being created, Pd's current
+    canvas is the one that gets the object, and a canvas made then belongs to
+    it without being one of its boxes: it outlives it, pointing to it. The
+    clock's canvas never looks at its owner, so it is made whenever needed,
+    also when an object created with arguments starts loading; the lookup's
+    canvas does ([file which] searches its owners' [declare]s), so it is made
+    only outside object creation (``creating``), and a name given as a
+    creation argument is looked up in the patch's folder alone until then.
     """
 
     INTERVAL_MS = 10
@@ -346,33 +357,35 @@ class _Poll:
     def __init__(self):
         self.name = f"__ganspacesynth_pyext_{os.getpid()}_{id(self):x}"
         self.made = False
+        self.made_which = False
         self.running = False
         self.waiting = set()      # ids of objects whose worker has work or output
         self.starting = False
+        self.creating = False     # inside an object's __init__
 
     def make(self):
         if self.made:
             return
         self.made = True
-        canvas = f"pd-{self.name}"
-        pyext._send("pd", "menunew", [self.name, "."])
+        canvas = f"pd-{self.name}-clock"
+        pyext._send("pd", "menunew", [f"{self.name}-clock", "."])
         pyext._send(canvas, "vis", [0])
         for line in ([10, 10, "r", f"{self.name}-run"],
                      [10, 40, "metro", self.INTERVAL_MS],
-                     [10, 70, "s", self.name],
-                     [200, 10, "r", f"{self.name}-which"],
-                     [200, 40, "file", "which"],
-                     [200, 70, "s", f"{self.name}-found"],
-                     [300, 70, "s", f"{self.name}-missing"]):
+                     [10, 70, "s", self.name]):
             pyext._send(canvas, "obj", line)
-        for cord in ([0, 0, 1, 0], [1, 0, 2, 0], [3, 0, 4, 0], [4, 0, 5, 0], [4, 1, 6, 0]):
+        for cord in ([0, 0, 1, 0], [1, 0, 2, 0]):
             pyext._send(canvas, "connect", cord)
         pyext._send(canvas, "dirty", [0])
 
     def wait(self, key):
         """Pd side: an object has work in flight; run the clock."""
         self.waiting.add(key)
-        if not self.running:
+        self.kick()
+
+    def kick(self):
+        """Pd side: run the clock if some object waits and it is not running."""
+        if self.waiting and not self.running:
             self.make()
             self.running = True
             self.starting = True     # [metro] bangs at once: that bang is not a tick
@@ -390,7 +403,21 @@ class _Poll:
 
     def which(self, owner, name):
         """Pd side: the file ``name`` along Pd's search path, or None."""
-        self.make()
+        if not self.made_which:
+            if self.creating:
+                return None
+            self.made_which = True
+            canvas = f"pd-{self.name}-which"
+            pyext._send("pd", "menunew", [f"{self.name}-which", "."])
+            pyext._send(canvas, "vis", [0])
+            for line in ([10, 10, "r", f"{self.name}-which"],
+                         [10, 40, "file", "which"],
+                         [10, 70, "s", f"{self.name}-found"],
+                         [100, 70, "s", f"{self.name}-missing"]):
+                pyext._send(canvas, "obj", line)
+            for cord in ([0, 0, 1, 0], [1, 0, 2, 0], [1, 1, 3, 0]):
+                pyext._send(canvas, "connect", cord)
+            pyext._send(canvas, "dirty", [0])
         found = []
         catch = lambda *atoms: found.append(str(atoms[0]) if atoms else "")  # noqa: E731
         owner._bind(f"{self.name}-found", catch)
@@ -422,15 +449,19 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._edits = None           # the original's coefficients array
         self._gone = False
         self._key = next(_serial)
+        self._me = weakref.proxy(self)
         _pd_thread[0] = threading.get_ident()
         self._worker = _Worker(f"ganspacesynth_pyext-{self._key}")
         self._bind(_poll.name, self._deliver)
         if args:
+            _poll.creating = True
             try:
                 self._load(args[:2])
             except _Problem as problem:
                 # The outlets do not exist until __init__ returns.
                 print(f"ganspacesynth_pyext: {problem}", file=sys.stderr)
+            finally:
+                _poll.creating = False
 
     def _del(self):
         # Called by pyext when the box is deleted. The worker is not waited
@@ -503,6 +534,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
             self._post_generate()
 
     def _post_generate(self):
+        me = self._me       # jobs hold the object weakly (see _Worker)
         rate = float(pyext._samplerate())
 
         def run(instrument):
@@ -511,15 +543,15 @@ class ganspacesynth(pyext._class if pyext is not None else object):
             ms = (time.monotonic() - start) * 1000.0
 
             def show():
-                self._clip = clip
-                self._clips += 1
-                if self._array is not None:
+                me._clip = clip
+                me._clips += 1
+                if me._array is not None:
                     try:
-                        self._write(self._array, clip)
+                        me._write(me._array, clip)
                     except _Problem as problem:
-                        self._error(f"array: {problem}")
-                self._reply("ready", ms)
-            self._in_pd(show)
+                        me._error(f"array: {problem}")
+                me._reply("ready", ms)
+            me._in_pd(show)
         self._post("generate", run)
 
     # --- arrays (Pd side only) -----------------------------------------------
@@ -613,22 +645,25 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._guard(lambda: self._load(args))
 
     def _load(self, args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
         if not 1 <= len(args) <= 2 or not all(isinstance(a, pyext.Symbol) for a in args):
             raise _Problem("load: expected a model folder (or 'default') and optionally a PCA file")
         model = self._resolve(args[0])
         pca = self._resolve(args[1]) if len(args) == 2 else None
 
         def run(instrument):
-            self._later("loading")
-            self._later("loaded", *instrument.load(model, pca))
+            me._later("loading")
+            me._later("loaded", *instrument.load(model, pca))
         self._post("load", run)
 
     def pca_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             if len(args) != 1 or not isinstance(args[0], pyext.Symbol):
                 raise _Problem("pca: expected a PCA file")
             path = self._resolve(args[0])
-            self._post("pca", lambda instrument: self._later("loaded", *instrument.load_pca(path)))
+            self._post("pca", lambda instrument: me._later("loaded", *instrument.load_pca(path)))
         self._guard(act)
 
     def unload_1(self, *args):
@@ -784,6 +819,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._later("progress", float(fraction))
 
     def _hallucinate(self, args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
         if len(args) != 1:
             raise _Problem("hallucinate: expected one name")
         name = _text(args[0])
@@ -791,8 +827,8 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         rate = float(pyext._samplerate())
 
         def run(instrument):
-            audio = instrument.hallucinate(rate, self._progress)
-            self._in_pd(lambda: self._write_reply(name, audio, "written", name))
+            audio = instrument.hallucinate(rate, lambda f: me._progress(f))
+            me._in_pd(lambda: me._write_reply(name, audio, "written", name))
         self._post("hallucinate", run)
 
     def _write_reply(self, name, audio, *reply):
@@ -804,6 +840,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._guard(lambda: self._load_components(args))
 
     def _load_components(self, args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
         if not 1 <= len(args) <= 2:
             raise _Problem("load_ganspace_components: expected a PCA file and an array for the "
                            "coefficients")
@@ -817,19 +854,21 @@ class ganspacesynth(pyext._class if pyext is not None else object):
 
             def show():
                 if edits is not None:
-                    self._edits = edits
+                    me._edits = edits
                     buffer = pyext.Buffer(edits)
                     if len(buffer) != count:
                         buffer.resize(count)
                         buffer.dirty()
-                self._components_loaded()
-            self._in_pd(show)
+                me._components_loaded()
+            me._in_pd(show)
         self._post("pca", run, message="load_ganspace_components")
 
     def _components_loaded(self):
         self._reply("loaded_pca")
 
     def randomize_z_1(self, *names):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             if not names:
                 raise _Problem("randomize_z: expected one or more array names")
@@ -844,13 +883,15 @@ class ganspacesynth(pyext._class if pyext is not None else object):
 
                 def show():
                     for name, z in zip(names, zs):
-                        self._write(name, z)
-                    self._reply("randomized")
-                self._in_pd(show)
+                        me._write(name, z)
+                    me._reply("randomized")
+                me._in_pd(show)
             self._post("randomize_z", run)
         self._guard(act)
 
     def slerp_z_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             if len(args) != 4:
                 raise _Problem("slerp_z: expected Z0 Z1 DESTINATION AMOUNT")
@@ -868,9 +909,9 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                 z = slerp(z0, z1, amount)
 
                 def show():
-                    self._write(destination, z)
-                    self._reply("slerped")
-                self._in_pd(show)
+                    me._write(destination, z)
+                    me._reply("slerped")
+                me._in_pd(show)
             self._post("slerp_z", run)
         self._guard(act)
 
@@ -895,6 +936,8 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         return None if self._edits is None else self._read(self._edits, "edits")
 
     def synthesize_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             if not args or len(args) % 3:
                 raise _Problem(f"synthesize: {len(args)} arguments; expected Z OUT PITCH "
@@ -919,11 +962,13 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                         instrument.set_coefficients(_fit(edits, instrument) if edits is not None
                                                     else [0.0])
                     clips.append((out, instrument.generate()))
-                self._in_pd(lambda: self._write_all(clips))
+                me._in_pd(lambda: me._write_all(clips))
             self._post("synthesize", run)
         self._guard(act)
 
     def synthesize_noz_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             sounds = [[]]
             for arg in args:
@@ -955,7 +1000,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                     instrument.set_mode("layer")
                     instrument.set_coefficients(_fit(edits, instrument))
                     clips.append((out, instrument.generate()))
-                self._in_pd(lambda: self._write_all(clips))
+                me._in_pd(lambda: me._write_all(clips))
             self._post("synthesize", run, message="synthesize_noz")
         self._guard(act)
 
@@ -974,12 +1019,15 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._guard(act)
 
     def _hallucinate_noz_job(self, out):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def run(instrument):
-            audio = instrument.hallucinate(None, self._progress)
-            self._in_pd(lambda: self._write_reply(out, audio, "hallucinated"))
+            audio = instrument.hallucinate(None, lambda f: me._progress(f))
+            me._in_pd(lambda: me._write_reply(out, audio, "hallucinated"))
         return run
 
     def _hallucinate_z(self, args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
         out = _text(args[0])
         self._check_array(out, "hallucinate")
         numbers = _numbers(args[1:], "hallucinate")
@@ -1010,9 +1058,9 @@ class ganspacesynth(pyext._class if pyext is not None else object):
             for start in range(0, len(points), 8):
                 clips.append(model.generate(points[start:start + 8], instrument.pitch,
                                             length=settings.kept_samples(model)))
-                self._progress(min(1.0, (start + 8) / len(points)))
+                me._progress(min(1.0, (start + 8) / len(points)))
             audio = stitch(np.concatenate(clips), model.sample_rate, settings)
-            self._in_pd(lambda: self._write_reply(out, audio, "hallucinated"))
+            me._in_pd(lambda: me._write_reply(out, audio, "hallucinated"))
         self._post("hallucinate", run)
 
 
@@ -1020,6 +1068,8 @@ class gansynth(ganspacesynth):
     """The original GANSynth object's replies to 'load' and 'unload'."""
 
     def load_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             if len(args) != 1 or not isinstance(args[0], pyext.Symbol):
                 raise _Problem("load: expected a checkpoint folder")
@@ -1027,14 +1077,16 @@ class gansynth(ganspacesynth):
 
             def run(instrument):
                 _, rate, length = instrument.load(model)
-                self._later("loaded", length, rate)
+                me._later("loaded", length, rate)
             self._post("load", run)
         self._guard(act)
 
     def unload_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def run(instrument):
             instrument.unload()
-            self._later("unloaded")
+            me._later("unloaded")
         self._guard(lambda: self._post("unload", run))
 
 
@@ -1136,6 +1188,8 @@ class halluseq(ganspacesynth):
         self._guard(act)
 
     def load_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def act():
             if not args or not isinstance(args[0], pyext.Symbol):
                 raise _Problem("load: expected a checkpoint folder")
@@ -1143,17 +1197,20 @@ class halluseq(ganspacesynth):
 
             def run(instrument):
                 _, rate, length = instrument.load(model)
-                self._later("worker", "on", length, rate)
+                me._later("worker", "on", length, rate)
             self._post("load", run)
         self._guard(act)
 
     def unload_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
         def run(instrument):
             instrument.unload()
-            self._later("worker", "off")
+            me._later("worker", "off")
         self._guard(lambda: self._post("unload", run))
 
     def _load_components(self, args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
         if len(args) != 1:
             raise _Problem("load_ganspace_components: expected a PCA file")
         path = self._resolve(args[0])
@@ -1164,19 +1221,19 @@ class halluseq(ganspacesynth):
             def show():
                 # As the original did: the coefficients array gets one value
                 # per component, and so does every step.
-                if self._edits is not None:
-                    buffer = self._edit_array()
+                if me._edits is not None:
+                    buffer = me._edit_array()
                     if len(buffer) == 0:
-                        raise _Problem(f"no array named '{self._edits}'")
-                    self._read_edits()
-                self._steps = [np.concatenate([step[:count], np.zeros(max(count - len(step), 0))])
-                               .astype(np.float32) for step in self._steps]
-                if self._edits is not None:
+                        raise _Problem(f"no array named '{me._edits}'")
+                    me._read_edits()
+                me._steps = [np.concatenate([step[:count], np.zeros(max(count - len(step), 0))])
+                               .astype(np.float32) for step in me._steps]
+                if me._edits is not None:
                     if len(buffer) != count:
                         buffer.resize(count)
-                    self._write_edits()
-                self._reply("updated")
-            self._in_pd(show)
+                    me._write_edits()
+                me._reply("updated")
+            me._in_pd(show)
         self._post("pca", run, message="load_ganspace_components")
 
     def hallucinate_noz_1(self, *args):
