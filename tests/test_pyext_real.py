@@ -460,12 +460,13 @@ def test_stress_dsp_reads_while_compositions_are_rewritten(pyext_lib, tmp_path, 
                   if line.startswith("level-mix: ")]
         lengths = {line.split()[-1] for line in pd.text().splitlines()
                    if line.startswith("reply: written mix ")}
+        elapsed = time.monotonic() - start
         assert pd.process.poll() is None, "Pd ended during the run"
     finally:
         text, status = finish(pd, with_status=True)
     heard = sum(1 for level in levels if level > 0)
     print(f"run {run}: {compositions} compositions of {len(lengths)} lengths in "
-          f"{time.monotonic() - start:.0f} s, DSP clock counted {seconds} s, [tabread4~] "
+          f"{elapsed:.0f} s, DSP clock counted {seconds} s, [tabread4~] "
           f"heard sound in {heard} of {len(levels)} one-second readings; Pd's exit: "
           f"{ {0: 'quit', None: 'ended by pid after the grace period'}.get(status, status) }")
     assert heard > len(levels) // 2, "DSP did not read the arrays"
