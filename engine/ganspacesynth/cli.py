@@ -589,6 +589,51 @@ def _run_describe(args):
         print(plot_sweep(result, args.plot, title=title))
 
 
+def _add_invert(sub):
+    p = sub.add_parser("invert", help="find this sound: the point of the model closest to a recording",
+                       description="Search the model for the clip that sounds most like AUDIO's first "
+                                   "seconds (as long as the model's clips): every pitch label with a few "
+                                   "random z, then gradient descent on z through the generator on a "
+                                   "multi-resolution STFT distance, optionally refining the hooked layer. "
+                                   "Writes a JSON record (z, pitch, layer values, the distance, and with "
+                                   "--pca the coefficients in each synthesis space) and the found clip "
+                                   "as WAV.")
+    p.add_argument("model", help="model folder or 'default'")
+    p.add_argument("audio", help="audio file (any rate and channel count)")
+    p.add_argument("-o", "--output", required=True, help="output JSON file")
+    p.add_argument("--wav", help="output WAV file (default: OUTPUT with .wav)")
+    p.add_argument("--pca", help="PCA or named-directions file: also write the coefficients along it")
+    p.add_argument("--pitch", type=int, help="use this MIDI pitch label (default: try every one)")
+    p.add_argument("--starts", type=int, default=4, help="random z per pitch label in the search (default 4)")
+    p.add_argument("--keep", type=int, default=4, help="candidates refined by gradient descent (default 4)")
+    p.add_argument("--steps", type=int, default=200, help="gradient steps on z (default 200)")
+    p.add_argument("--layer-steps", type=int, default=0,
+                   help="gradient steps on the layer's activations afterwards (default 0)")
+    p.add_argument("--layer", default="conv0", help="layer to refine and record (default conv0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(run=_usage_errors(_run_invert))
+
+
+def _run_invert(args):
+    from tqdm import tqdm
+
+    from .invert import invert_file
+    from .model import load_model
+    from .pca import load_pca
+
+    model = load_model(args.model)
+    pca = None if args.pca is None else load_pca(args.pca, model=model)
+    with tqdm(total=1000, desc="searching", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining}",
+              disable=None) as bar:
+        found = invert_file(model, args.audio, pitch=args.pitch, starts=args.starts, keep=args.keep,
+                            steps=args.steps, layer_steps=args.layer_steps, layer=args.layer, seed=args.seed,
+                            progress=lambda fraction: bar.update(int(1000 * fraction) - bar.n))
+    for path in found.save(args.output, pca=pca, wav=args.wav):
+        print(path)
+    print(f"pitch {found.pitch}, spectral distance {found.distance:.4f} (after the z search "
+          f"{found.distance_z:.4f})")
+
+
 def _add_directions(sub):
     from .directions import DEFAULT_BASIS_COMPONENTS, DEFAULT_DESCRIPTORS, DEFAULT_MOVES, DEFAULT_SAMPLES
 
@@ -654,6 +699,7 @@ COMMANDS = [
     _add_synth,
     _add_describe,
     _add_directions,
+    _add_invert,
 ]
 
 
