@@ -27,7 +27,6 @@ named directions (``coefficients``), the audio, and a JSON record.
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

@@ -32,8 +32,7 @@ import numpy as np
 
 from .errors import PCAError
 from .estimators import (COV_MAX_VALUES, ESTIMATORS, IN_MEMORY_MAX_BYTES, CovarianceEstimator,  # noqa: F401
-                         Estimator, ICAEstimator, IPCAEstimator, PCAEstimator, _finish, _signs,
-                         first_layer_z_map, sefa)
+                         Estimator, ICAEstimator, IPCAEstimator, PCAEstimator, _finish, _signs, sefa)
 from .pca_format import (DEFAULT_PCA, DEFAULT_PCA_FILE, FORMAT_NAME, FORMAT_VERSION, PCA,  # noqa: F401
                          load_pca)
 from .synthesis import SPACES, synthesize, synthesize_specgrams  # noqa: F401
