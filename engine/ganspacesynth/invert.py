@@ -19,7 +19,8 @@ made from by more than two different clips' spectrograms differ.
 2. gradient descent (Adam) on those z through the TensorFlow generator, the
    pitch labels fixed, for ``steps`` steps; the best one wins;
 3. optionally (``layer_steps`` > 0) gradient descent on the winner's
-   activations at ``layer``, which reach sounds no z gives.
+   activations at ``layer``, which reach sounds no z gives, at two rates at
+   once (the best rate differs between models and sounds).
 
 The result (``Inversion``) holds z, pitch, the layer values and the
 distances, and gives the coefficients of the found point along any PCA's or
@@ -33,6 +34,10 @@ import numpy as np
 
 from .errors import GanspacesynthError
 
+
+
+# Layer refinement runs at these multiples of its learning rate at once (see ``invert``).
+LAYER_RATE_FACTORS = (0.2, 1.0)
 
 
 class InversionError(GanspacesynthError):
@@ -239,30 +244,38 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     values = model.layer_output(layer, z, p)
     distance = distance_z
     if layer_steps:
+        # One run per rate in LAYER_RATE_FACTORS, batched: the layer is v0 + factor * u, and Adam
+        # moves every entry of u by about the same amount per step, whatever the gradient's scale,
+        # so each row moves at its own rate. Which rate crosses the landscape differs from model
+        # to model (and from sound to sound); the best row wins.
         from_layer = model._function(index, None).python_function
-        v_var = tf.Variable(values)
+        factors = tf.constant(np.array(LAYER_RATE_FACTORS, np.float32).reshape(-1, *([1] * values[0].ndim)))
+        start = tf.constant(np.repeat(values, len(LAYER_RATE_FACTORS), axis=0))
+        u_var = tf.Variable(tf.zeros_like(start))
         layer_optimizer = tf.keras.optimizers.Adam(_schedule(layer_learning_rate, layer_steps))
+
+        def layer_distances():
+            return spectral_distance(specgrams_to_waves(from_layer(start + factors * u_var)), target_audio)
 
         @tf.function(reduce_retracing=True)
         def layer_step():
             with tf.GradientTape() as tape:
-                loss = tf.reduce_sum(spectral_distance(specgrams_to_waves(from_layer(v_var)), target_audio))
-            layer_optimizer.apply_gradients([(tape.gradient(loss, v_var), v_var)])
-            return loss
+                found = layer_distances()
+                loss = tf.reduce_sum(found)
+            layer_optimizer.apply_gradients([(tape.gradient(loss, u_var), u_var)])
+            return found
 
-        best_values = values.copy()
-        for _ in range(int(layer_steps)):
-            before = v_var.numpy()
-            found = float(layer_step().numpy())
-            if found < distance:
-                distance, best_values = found, before
+        best_values = values[0]
+        for step in range(int(layer_steps) + 1):
+            before = (start + factors * u_var).numpy()
+            found = (layer_step() if step < layer_steps else layer_distances()).numpy()
+            row = int(np.argmin(found))
+            if found[row] < distance:
+                distance, best_values = float(found[row]), before[row]
             history.append(distance)
-            report(1)
-        found = float(spectral_distance(specgrams_to_waves(from_layer(v_var)), target_audio).numpy()[0])
-        if found < distance:
-            distance, best_values = found, v_var.numpy()
-        history.append(distance)
-        values = best_values
+            if step < layer_steps:
+                report(1)
+        values = best_values[np.newaxis]
     audio_found = model.generate_from_layer(layer, values)[0]
     result = Inversion(model, z, p, layer, values[0], distance_z, distance, history, audio_found)
     if progress is not None:
