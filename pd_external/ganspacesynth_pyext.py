@@ -450,6 +450,7 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         self._gone = False
         self._key = next(_serial)
         self._me = weakref.proxy(self)
+        self._off_thread = 0
         _pd_thread[0] = threading.get_ident()
         self._worker = _Worker(f"ganspacesynth_pyext-{self._key}")
         self._bind(_poll.name, self._deliver)
@@ -486,6 +487,15 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         # while a reply leaves: it may come straight back in as a message.
         if _poll.starting or self._gone:
             return
+        if threading.get_ident() != _pd_thread[0]:
+            # Never expected (the clock lives in Pd's scheduler): touch nothing
+            # here, say so from Pd's thread at the next tick.
+            self._off_thread += 1
+            return
+        if self._off_thread:
+            count, self._off_thread = self._off_thread, 0
+            self._error(f"internal: {count} deliveries were offered on a thread that is not "
+                        "Pd's and left for Pd's own")
         while not self._gone:
             item = self._worker.take()
             if item is None:

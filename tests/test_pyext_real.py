@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.pd, pytest.mark.slow]
 PD_RATE = 44100           # -noaudio: Pd's default rate
 TIMEOUT = 180.0
 CRASH = re.compile(r"segmentation|signal 11|core dumped|Fatal Python|Traceback|"
-                   r"Could not convert|no matching method|still referenced", re.I)
+                   r"Could not convert|no matching method|still referenced|not Pd's", re.I)
 
 
 @pytest.fixture(scope="module")
@@ -390,40 +390,47 @@ def test_original_halluseq_sequence(pyext_lib, tmp_path):
     assert len(read_wav(tmp_path / "edits.wav")) == count
 
 
+READERS = 20    # per array: Pd's thread spends more of its time inside DSP
+
+
 def stress_readers(patch):
-    """DSP that reads 'mix' and 'clip' all the time: [tabread4~] swept by a
-    [phasor~] over the arrays' sizes (looked up at every tick), and [tabplay~]
-    retriggered; a wall-clock second count printed as 'alive: N'."""
+    """DSP that reads 'mix' and 'clip' all the time: READERS [tabread4~] per
+    array, each swept by its own [phasor~] over the array's size (looked up
+    every 7 ms), and a [tabplay~] retriggered every 50 ms; each array's level
+    printed every second as 'level-NAME: DB', and a second count as 'alive: N'.
+    With this load, the first pyext fallback (which wrote arrays from its own
+    thread) crashed Pd with a segmentation fault after 23 s."""
+    start = patch.obj("loadbang")
     for name, rate in (("mix", 0.7), ("clip", 1.3)):
-        phasor = patch.obj(f"phasor~ {rate}")
-        scale = patch.obj("*~ 1")
-        read = patch.obj(f"tabread4~ {name}")
+        size_clock = patch.obj("metro 7")
+        size = patch.obj(f"array size {name}")
+        patch.connect(start, 0, size_clock)
+        patch.chain(size_clock, size)
+        out = patch.obj("dac~")
+        for k in range(READERS):
+            phasor = patch.obj(f"phasor~ {rate * (1 + k / 7):g}")
+            scale = patch.obj("*~ 1")
+            read = patch.obj(f"tabread4~ {name}")
+            patch.chain(phasor, scale, read)
+            patch.connect(size, 0, scale, 1)
+            patch.connect(read, 0, out)
         env = patch.obj("env~")
-        patch.chain(phasor, scale, read, env)
+        patch.connect(read, 0, env)
         level = patch.obj("f")
         level_clock = patch.obj("metro 1000")
         level_show = patch.obj(f"print level-{name}")
         patch.connect(env, 0, level, 1)
-        patch.chain(level_clock, level, level_show)
-        size_clock = patch.obj("metro 7")
-        size = patch.obj(f"array size {name}")
-        patch.chain(size_clock, size)
-        patch.connect(size, 0, scale, 1)
-        start = patch.obj("loadbang")
-        patch.connect(start, 0, size_clock)
         patch.connect(start, 0, level_clock)
+        patch.chain(level_clock, level, level_show)
         play_clock = patch.obj("metro 50")
         play = patch.obj(f"tabplay~ {name}")
-        out = patch.obj("dac~")
         patch.connect(start, 0, play_clock)
         patch.chain(play_clock, play)
-        patch.connect(read, 0, out)
         patch.connect(play, 0, out, 1)
     alive = patch.obj("metro 1000")
     count = patch.obj("f")
     plus = patch.obj("+ 1")
     show = patch.obj("print alive")
-    start = patch.obj("loadbang")
     patch.connect(start, 0, alive)
     patch.chain(alive, count, plus, show)
     patch.connect(plus, 0, count, 1)
