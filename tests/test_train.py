@@ -144,6 +144,7 @@ def test_tiny_run_goes_through_every_stage(straight_run, dataset):
     assert config["model"]["pitches"] == PITCHES
     assert config["training"]["finished"] and config["training"]["step"] == 13
     assert list((out / "logs").glob("events.out.tfevents.*"))
+    assert (out / "train" / "loss_curves.png").stat().st_size > 10_000
     # The exported weights are the EMA ones, not the raw generator's.
     ema = trainer.ema.weights()["block7/conv1/kernel"].numpy()
     raw = trainer.generator.weights()["block7/conv1/kernel"].numpy()
@@ -191,6 +192,79 @@ def test_resumed_run_may_change_only_the_stages_to_come(straight_run, dataset, t
     assert trainer.done and int(trainer.step.numpy()) == 15
     run = json.loads((copy / "train" / "run.json").read_text())
     assert run["schedule_changes"][0]["at_images"] == 26
+
+
+# --- health: where the penalty is measured, divergence --------------------------
+
+def test_health_watch_ignores_a_spike_and_catches_a_drift():
+    from ganspacesynth.health import HealthWatch
+
+    watch = HealthWatch(window=10)
+    sane = {"gradient_penalty": 0.1, "drift": 0.5, "d_loss": 1.0, "g_loss": 2.0, "ac_real": 0.3}
+    for _ in range(4):
+        watch.observe(sane)
+    assert watch.healthy and not watch.judged_healthy  # too early to vouch for a checkpoint
+    for _ in range(6):
+        assert watch.observe(sane).healthy
+    assert watch.judged_healthy
+    assert watch.observe({**sane, "drift": 1e6}).healthy  # one spike is not a divergence
+    for _ in range(4):
+        verdict = watch.observe({**sane, "drift": 1e5})
+    assert not verdict.healthy and [name for name, _, _ in verdict.out_of_band] == ["drift"]
+    assert "drift 1e+05 > 100" in verdict.describe() and verdict.short() == "DIVERGING drift"
+    verdict = HealthWatch(window=10).observe({**sane, "g_loss": float("nan")})
+    assert not verdict.healthy and verdict.non_finite == ["g_loss"]
+
+
+@pytest.mark.slow
+def test_stage_penalty_lets_the_critic_meet_its_target_where_magentas_cannot(dataset, tmp_path):
+    """Measured at the stage's resolution the penalty falls as the critic learns;
+    measured on the full-size denormalised image (Magenta's choice) the slopes
+    it asks for are 64 / 0.066 times steeper at 2x16, so it stays at about
+    its maximum, 1 (0.99 against 0.15 here; on real data with longer runs the
+    critic's scores then ran away, drift 10^5)."""
+    from ganspacesynth.loss_curves import read_scalars
+
+    medians = {}
+    for space in ("stage", "magenta"):
+        out = tmp_path / space
+        T.train(dataset, out, overrides={**TINY, "batch_size_schedule": [4],
+                                         "stage_images": [600] + [0] * 12,
+                                         "gradient_penalty_space": space},
+                progress_bar=False, summary_every=1)
+        penalty = read_scalars(out / "logs")["gradient_penalty"][:, 1]
+        assert len(penalty) == 150
+        medians[space] = float(np.median(penalty[-50:]))
+    assert medians["magenta"] > 0.9, medians
+    assert medians["stage"] < 0.5, medians
+
+
+def test_cli_run_made_to_diverge_stops_at_its_last_healthy_checkpoint(dataset, tmp_path):
+    import tensorflow as tf
+
+    out = tmp_path / "diverging"
+    result = subprocess.run(
+        [sys.executable, "-m", "ganspacesynth", "train", str(dataset), str(out), *TINY_FLAGS,
+         "--stage-images", ",".join(["80"] + ["0"] * 12), "--learning-rate", "1",
+         "--stop-on-divergence", "--health-window", "10"],
+        capture_output=True, text=True, env=run_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training stopped: diverged at step" in result.stdout, result.stdout
+    assert "went back to step 0, the last healthy checkpoint" in result.stdout
+    diverged = json.loads((out / "train" / "diverged.json").read_text())
+    assert diverged["restored_step"] == 0 < diverged["detected_at_step"] < 40
+    config = json.loads((out / "model" / "config.json").read_text())["training"]
+    assert config["diverged"] == diverged and config["finished"] is False
+    # The run's newest checkpoint is the healthy one, so a rerun starts there.
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out / "train")))
+    assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == 0
+    assert (out / "train" / "loss_curves.png").is_file()
+    # Step 0's weights are the initial ones: equal to a run that trained nothing.
+    _, untrained = T.train(dataset, tmp_path / "untrained", overrides=TINY, steps=0,
+                           progress_bar=False)
+    exported = ganspacesynth.load_model(out / "model").generator.weights()
+    for name, value in untrained.ema.weights().items():
+        np.testing.assert_array_equal(exported[name].numpy(), value.numpy(), err_msg=name)
 
 
 def test_cli_train_mirrored_on_two_cpu_devices(dataset, tmp_path):

@@ -9,6 +9,7 @@ anything else is a bug and keeps its traceback.
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _add_info(sub):
@@ -290,8 +291,6 @@ def _add_demo(sub):
 
 
 def _run_demo(args):
-    from pathlib import Path
-
     from .hallu import HalluSession
     from .paths import models_dir
 
@@ -328,6 +327,20 @@ def _add_train(sub):
                    help="images per transition stage (default 800000)")
     p.add_argument("--total-images", type=int, help="images in the whole run (default 11000000)")
     p.add_argument("--learning-rate", type=float, help="Adam learning rate of G and D (default 8e-4)")
+    p.add_argument("--ema-decay", type=float,
+                   help="decay of the generator's moving average, the exported weights (default "
+                        "0.999, about 1,000 steps; cpu-small 0.995: its short top stages need an "
+                        "average that forgets their start)")
+    p.add_argument("--gradient-penalty", choices=("stage", "magenta"),
+                   help="where the WGAN-GP gradient is measured: 'stage' (default), on what the "
+                        "discriminator sees at the stage's resolution; 'magenta', on the "
+                        "full-size denormalised spectrogram, as GANSynth did")
+    p.add_argument("--stop-on-divergence", action="store_true",
+                   help="when the gradient penalty, the drift term or a loss leaves its healthy "
+                        "band (median over --health-window steps) or is not finite, go back to "
+                        "the last healthy checkpoint, export it and stop")
+    p.add_argument("--health-window", type=int, default=100, metavar="STEPS",
+                   help="steps whose median the health watch judges (default 100)")
     p.add_argument("--seed", type=int, help="seed of the initial weights, data order and noise")
     p.add_argument("--steps", type=int,
                    help="stop when the step counter reaches this (saves and exports; rerun to go on)")
@@ -362,7 +375,8 @@ def _run_train(args):
     for flag, key in (("fmap_base", "fmap_base"), ("fmap_max", "fmap_max"),
                       ("latent_size", "latent_size"), ("stable_images", "stable_stage_images"),
                       ("transition_images", "transition_stage_images"),
-                      ("total_images", "total_images"), ("seed", "seed")):
+                      ("total_images", "total_images"), ("seed", "seed"),
+                      ("ema_decay", "ema_decay"), ("gradient_penalty", "gradient_penalty_space")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.batch_size is not None:
@@ -379,10 +393,19 @@ def _run_train(args):
     path, trainer = train(args.dataset, args.out_dir, preset=args.preset, settings=settings,
                           overrides=overrides, steps=args.steps, strategy=args.strategy,
                           save_every=args.save_every, summary_every=args.summary_every,
-                          progress_bar=not args.no_progress, command=command)
+                          progress_bar=not args.no_progress, command=command,
+                          stop_on_divergence=args.stop_on_divergence,
+                          health_window=args.health_window)
+    if trainer.diverged is not None:
+        d = trainer.diverged
+        print(f"training stopped: diverged at step {d['detected_at_step']} ({d['reason']}); "
+              f"went back to step {d['restored_step']}, the last healthy checkpoint")
     if path is not None:
         state = "finished" if trainer.done else f"stopped at step {int(trainer.step.numpy())}"
         print(f"training {state}; model written to {path}")
+    curves = Path(args.out_dir) / "train" / "loss_curves.png"
+    if curves.is_file():
+        print(f"loss curves: {curves}")
 
 
 def _usage_errors(run):

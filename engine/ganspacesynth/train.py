@@ -58,6 +58,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .errors import GanspacesynthError
+from .health import DEFAULT_WINDOW, HealthWatch
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ TRAIN_DIR = "train"
 LOGS_DIR = "logs"
 MODEL_DIR = "model"
 RUN_FILE = "run.json"
+# Inside TRAIN_DIR: the newest checkpoint saved while the run was healthy,
+# and the loss curves drawn from the logs.
+GOOD_DIR = "healthy"
+LOSS_CURVES_FILE = "loss_curves.png"
 
 
 class TrainError(GanspacesynthError):
@@ -85,11 +90,15 @@ class TrainConfig:
     stage_images: Optional[List[int]] = None
     gradient_penalty_weight: float = 10.0
     gradient_penalty_target: float = 1.0
-    # "magenta": the gradient with respect to the full-size, denormalised
-    # spectrogram, as GANSynth measured it (tiny at low resolutions, so the
-    # penalty is nearly constant there). "stage": with respect to what the
-    # discriminator sees, at the stage's resolution.
-    gradient_penalty_space: str = "magenta"
+    # "stage": the gradient with respect to what the discriminator sees, at
+    # the stage's resolution. "magenta": with respect to the full-size,
+    # denormalised spectrogram, as GANSynth measured it; that gradient is the
+    # stage's divided by the pooling factor (up to 64) and by the normaliser
+    # (0.066 for magnitudes), so at low resolutions the penalty asks the
+    # critic for slopes hundreds of times steeper than at full size, and on
+    # CPU-length runs its scores ran away (drift 10^5; tests/test_train.py
+    # measures both).
+    gradient_penalty_space: str = "stage"
     real_score_penalty_weight: float = 0.001
     generator_ac_loss_weight: float = 10.0
     discriminator_ac_loss_weight: float = 10.0
@@ -144,15 +153,20 @@ SCHEDULE_KEYS = ("stage_images", "stable_stage_images", "transition_stage_images
 PRESETS = {
     # Magenta's released mel_prog_hires models.
     "gansynth": {"model": {}, "train": {}},
-    # A model a laptop CPU trains in about an hour and runs in real time:
-    # GANSynth's structure (2x16 start, 7 resolutions, 128x1024x2 output)
-    # with 32 channels at most, and most images spent at low resolution,
-    # where progressive growing learns the structure cheaply.
+    # A model two CPU cores train in under two hours and that runs in real
+    # time: GANSynth's structure (2x16 start, 7 resolutions, 128x1024x2
+    # output) with 32 channels at most. Low resolutions are cheap, so they
+    # get many images; the two top stages, where pitch becomes resolvable,
+    # get 2,600 and 1,800 steps, with an EMA that forgets in about 200, so
+    # that their exported weights end far from their initial values. The penalty is taken at the stage's resolution and the
+    # EMA forgets in about 200 steps (see TrainConfig).
     "cpu-small": {
         "model": {"fmap_base": 1024, "fmap_max": 32},
         "train": {"batch_size_schedule": [8],
-                  "stage_images": [40000, 20000, 30000, 15000, 20000, 10000, 10000,
-                                   3000, 5000, 1000, 600, 400, 800]},
+                  "stage_images": [40000, 20000, 30000, 15000, 20000, 16000, 16000,
+                                   12000, 12000, 8000, 12800, 4800, 9600],
+                  "gradient_penalty_space": "stage",
+                  "ema_decay": 0.995},
     },
 }
 
@@ -533,7 +547,7 @@ class _NoRetracingWarning(logging.Filter):
 class Trainer:
     def __init__(self, dataset_dir, out_dir, model_settings: dict, train_config: TrainConfig,
                  strategy="default", save_every=600.0, summary_every=20, progress_bar=True,
-                 command=None):
+                 command=None, stop_on_divergence=False, health_window=DEFAULT_WINDOW):
         import tensorflow as tf
 
         if not any(isinstance(f, _NoRetracingWarning) for f in tf.get_logger().filters):
@@ -545,6 +559,11 @@ class Trainer:
         self.summary_every = int(summary_every)
         self.progress_bar = progress_bar
         self.command = command
+        self.stop_on_divergence = bool(stop_on_divergence)
+        self.watch = HealthWatch(window=health_window)
+        # Set when the run stopped on divergence: where, why, and the step it went back to.
+        self.diverged = None
+        self._writer = None
         self.strategy = _make_strategy(strategy)
         self.strategy_name = strategy or "default"
         self.num_replicas = self.strategy.num_replicas_in_sync
@@ -588,6 +607,10 @@ class Trainer:
             step=self.step, images_seen=self.images_seen, stage=self.stage, seed=self.seed,
             train_seconds=self.train_seconds)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_dir(), max_to_keep=2)
+        # A second copy of the newest checkpoint saved while the run was
+        # healthy: the two regular ones may both be from a diverging stretch.
+        self.good_manager = tf.train.CheckpointManager(
+            self.checkpoint, str(Path(self._checkpoint_dir()) / GOOD_DIR), max_to_keep=1)
         self._step_functions = {}
         self.last_losses = {}
         self.done = False
@@ -674,7 +697,42 @@ class Trainer:
         return latest
 
     def save(self):
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        step = int(self.step.numpy())
+        self.manager.save(checkpoint_number=step)
+        if self.watch.judged_healthy:
+            self.good_manager.save(checkpoint_number=step)
+        self.draw_loss_curves()
+
+    def draw_loss_curves(self):
+        """Redraw TRAIN_DIR/loss_curves.png from the logs; a failure only warns."""
+        if not self.is_chief:
+            return None
+        from .loss_curves import plot_loss_curves
+
+        try:
+            if self._writer is not None:
+                self._writer.flush()
+            return plot_loss_curves(self.out_dir / LOGS_DIR, self.out_dir / TRAIN_DIR / LOSS_CURVES_FILE,
+                                    title=f"{self.out_dir.name}: step {int(self.step.numpy())}")
+        except Exception as error:  # a picture is never worth a training run
+            log.warning("could not draw the loss curves: %s", error)
+            return None
+
+    def _stop_at_last_healthy(self, step, verdict):
+        """Go back to the newest healthy checkpoint and make it the run's newest one."""
+        healthy = self.good_manager.latest_checkpoint
+        if not healthy:
+            raise TrainError(f"step {step}: the run diverged ({verdict.describe()}) before any "
+                             "healthy checkpoint was saved")
+        self.checkpoint.restore(healthy).assert_existing_objects_matched()
+        restored = int(self.step.numpy())
+        self.diverged = {"detected_at_step": step, "reason": verdict.describe(),
+                         "restored_step": restored, "restored_images": int(self.images_seen.numpy())}
+        if self.is_chief:
+            self.manager.save(checkpoint_number=restored)
+            (self.out_dir / TRAIN_DIR / "diverged.json").write_text(json.dumps(self.diverged, indent=2) + "\n")
+        log.warning("step %d: the run diverged (%s); stopped and went back to step %d, the last "
+                    "healthy checkpoint", step, verdict.describe(), restored)
 
     # --- one training step -----------------------------------------------------
     def _step_function(self, stage):
@@ -787,7 +845,10 @@ class Trainer:
         import tensorflow as tf
 
         self.restore()
+        if self.good_manager.latest_checkpoint is None and int(self.step.numpy()) == 0:
+            self.good_manager.save(checkpoint_number=0)  # the initial weights are healthy
         writer = tf.summary.create_file_writer(str(self.out_dir / LOGS_DIR)) if self.is_chief else None
+        self._writer = writer
         metadata = _scalar_metadata()
         schedule = self.schedule
         total = schedule.total_images
@@ -824,9 +885,19 @@ class Trainer:
                 batch_size, progress, inputs = self._batch(stage, step, images_seen)
                 stats = train_step(*[tf.constant(x) for x in inputs])
                 stats = {k: float(v) for k, v in stats.items()}
-                if not all(math.isfinite(v) for v in stats.values()):
+                was_healthy = self.watch.healthy
+                verdict = self.watch.observe(stats)
+                if not verdict.healthy and self.stop_on_divergence:
+                    self._stop_at_last_healthy(step, verdict)
+                    break
+                if was_healthy and not verdict.healthy:
+                    log.warning("step %d: the run is diverging: %s", step, verdict.describe())
+                elif verdict.healthy and not was_healthy:
+                    log.info("step %d: the run is back in its healthy bands", step)
+                if verdict.non_finite:
                     raise TrainError(f"step {step}: the losses are not finite ({stats}); "
-                                     "try a lower learning rate")
+                                     "try a lower learning rate (--stop-on-divergence ends such a "
+                                     "run at its last healthy checkpoint)")
                 self.step.assign_add(1)
                 self.images_seen.assign_add(batch_size)
                 now = time.monotonic()
@@ -837,8 +908,10 @@ class Trainer:
                 if writer is not None and (step % self.summary_every == 0):
                     with writer.as_default(step=step):
                         rate = (images_seen + batch_size - first_images) / max(1e-6, time.monotonic() - started)
+                        out_of_band = len(verdict.out_of_band) + len(verdict.non_finite)
                         values = dict(stats, progress=progress, stage=stage,
-                                      images_seen=images_seen + batch_size, images_per_second=rate)
+                                      images_seen=images_seen + batch_size, images_per_second=rate,
+                                      **{"health/out_of_band": out_of_band})
                         for key, value in values.items():
                             tf.summary.write(key, tf.constant(float(value)), metadata=metadata)
                 time_left.observe(stage, now - step_started)
@@ -848,7 +921,8 @@ class Trainer:
                         f"stage {stage + 1}/{schedule.num_stages} "
                         f"{'transition' if schedule.is_transition(stage) else 'stable'} "
                         f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
-                        f"left {time_left.text(images_seen + batch_size)}", refresh=False)
+                        f"left {time_left.text(images_seen + batch_size)}"
+                        + (f" {verdict.short()}" if not verdict.healthy else ""), refresh=False)
                 if time.monotonic() - last_save >= self.save_every:
                     self.save()
                     last_save = time.monotonic()
@@ -861,9 +935,11 @@ class Trainer:
                 bar.close()
             if writer is not None:
                 writer.flush()
-        if steps_this_run:
+        if steps_this_run and self.diverged is None:
             self.save()
-        return int(self.images_seen.numpy()) >= total
+        elif self.diverged is not None:
+            self.draw_loss_curves()
+        return self.diverged is None and int(self.images_seen.numpy()) >= total
 
     def export(self, path=None, finished=True):
         """Write the EMA generator as a ganspacesynth model folder (replacing an earlier export)."""
@@ -888,6 +964,8 @@ class Trainer:
             }
         }
         info["training"]["wall_time_seconds"] = round(float(self.train_seconds.numpy()), 1)
+        if self.diverged is not None:
+            info["training"]["diverged"] = self.diverged
         if self.command:
             info["training"]["command"] = self.command
         write_project_model(temporary, self.ema, info)
@@ -898,20 +976,28 @@ class Trainer:
 
 
 def train(dataset_dir, out_dir, *, preset="gansynth", settings=None, overrides=None, steps=None,
-          strategy="default", save_every=600.0, summary_every=20, progress_bar=True, command=None):
+          strategy="default", save_every=600.0, summary_every=20, progress_bar=True, command=None,
+          stop_on_divergence=False, health_window=DEFAULT_WINDOW):
     """Train (or resume training) a model on a prepared dataset folder; returns the exported model path.
 
     ``settings`` (a ``--config`` file's dict) and ``overrides`` (flags) take
     keys of ``ModelConfig`` and ``TrainConfig``, flat or under "model" and
     "train". ``steps`` stops the run when the step counter reaches it (the
     checkpoint and the export are written; rerunning without it continues).
+    ``stop_on_divergence``: when the watched losses leave their healthy bands
+    (see ``health.py``; median over ``health_window`` steps) or stop being
+    finite, go back to the newest checkpoint saved while healthy, export it
+    and stop (``trainer.diverged`` says where and why). Without it a
+    divergence is reported on the progress line, in the log and in
+    TensorBoard (``health/out_of_band``), and training goes on.
     """
     model_settings, train_config = make_configs(preset, settings, overrides)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(dataset_dir, out_dir, model_settings, train_config, strategy=strategy,
                       save_every=save_every, summary_every=summary_every, progress_bar=progress_bar,
-                      command=command)
+                      command=command, stop_on_divergence=stop_on_divergence,
+                      health_window=health_window)
     before = None
     exported = out_dir / MODEL_DIR / "config.json"
     if exported.is_file():
