@@ -545,6 +545,45 @@ def _length(model, seconds):
     return min(model.audio_length, max(1, int(round(seconds * model.sample_rate))))
 
 
+def _add_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate", help="measure a model against its dataset: pitch (pYIN), NDB, timbre, envelope",
+        description="Generate, for every pitch the model and the dataset share, as many clips as a "
+                    "held-out set of real clips (the same random z every time for one --seed), and "
+                    "measure both: the share of clips in which pYIN (librosa) finds a pitch and the "
+                    "median error in cents from the label; NDB (k-means bins of log-mel spectrograms "
+                    "of the other real clips, two-proportion test per bin); the share of energy above "
+                    "7 kHz, spectral flatness and the RMS of the first, middle and last quarter "
+                    "second. The held-out real clips' figures are the ceiling. Prints a table (or "
+                    "JSON with --json) and writes a PNG of real and generated spectrograms per pitch.")
+    p.add_argument("model", help="model folder or 'default'")
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder as 'prepare' writes it")
+    p.add_argument("--clips-per-pitch", type=int, default=16,
+                   help="held-out real and generated clips per pitch (default 16; at most half the "
+                        "real clips of a pitch are held out)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the z draws and the held-out split (default 0)")
+    p.add_argument("--ndb-bins", type=int, default=20, help="k-means bins for NDB (default 20)")
+    p.add_argument("--plot", metavar="PNG", default="evaluation.png",
+                   help="spectrogram grid (default evaluation.png; 'none' for no picture)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    p.add_argument("--workers", type=int, help="processes for pitch tracking (default: the CPU's cores)")
+    p.set_defaults(run=_usage_errors(_run_evaluate))
+
+
+def _run_evaluate(args):
+    import json
+
+    from .evaluate import evaluate
+
+    if args.clips_per_pitch < 1 or args.ndb_bins < 2:
+        raise ValueError("--clips-per-pitch must be at least 1 and --ndb-bins at least 2")
+    progress = None if args.json else (lambda text: print(f"{text}...", file=sys.stderr, flush=True))
+    result = evaluate(args.model, args.dataset, clips_per_pitch=args.clips_per_pitch, seed=args.seed,
+                      ndb_bins=args.ndb_bins, plot=None if args.plot == "none" else args.plot,
+                      progress=progress, workers=args.workers)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.format())
+
+
 def _add_describe(sub):
     p = sub.add_parser("describe", help="what each component does to the sound (brightness, loudness...)",
                        description="Sweep each of the first K components from -2 to +2 (the others at 0) "
@@ -721,6 +760,7 @@ COMMANDS = [
     _add_pca,
     _add_synth,
     _add_describe,
+    _add_evaluate,
     _add_directions,
     _add_invert,
 ]
