@@ -115,3 +115,23 @@ class Patch:
         path = Path(path)
         path.write_text("#N canvas 0 50 900 700 12;\n" + "\n".join(self.lines + self.connections) + "\n")
         return path
+
+
+PD_RATE = 44100  # Pd's sample rate with no audio device (batch mode, -noaudio without -r)
+
+
+def read_wav(path, rate=PD_RATE):
+    """Samples of a WAV file Pd wrote (float32), checking that Pd ran at ``rate``."""
+    import soundfile
+
+    audio, file_rate = soundfile.read(str(path), dtype="float32")
+    assert file_rate == rate, f"{path}: {file_rate} Hz, expected {rate}"
+    return audio
+
+
+def relative_error(out, ref):
+    """max|out - ref| / max|ref| between what Pd wrote and what the engine made."""
+    import numpy as np
+
+    assert out.shape == ref.shape, f"{out.shape} samples, the engine made {ref.shape}"
+    return float(np.abs(out - ref).max() / np.abs(ref).max())

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pd_helpers import REPO, Patch, locate_external, printed, run_pd
+from pd_patch import read_wav, relative_error
 
 pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
@@ -85,19 +86,6 @@ def padded(values, n=32):
     out = np.zeros(n, np.float32)
     out[:len(values)] = values
     return out
-
-
-def read_wav(path):
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32")
-    assert rate == PD_RATE
-    return audio
-
-
-def relative_error(out, ref):
-    assert out.shape == ref.shape, f"{out.shape} samples, the engine made {ref.shape}"
-    return float(np.abs(out - ref).max() / np.abs(ref).max())
 
 
 # --- opening ------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import pyext_build
-from pd_patch import REPO, Patch
+from pd_patch import REPO, Patch, read_wav, relative_error
 
 pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
@@ -201,19 +201,6 @@ def run_pd(pyext_lib, tmp_path, obj, arrays=(), extra=None, extra_paths=()):
     pd = RealPd(pyext_lib, tmp_path, path, extra_paths)
     pd.connect(port)
     return pd
-
-
-def read_wav(path):
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32")
-    assert rate == PD_RATE
-    return audio
-
-
-def relative_error(out, ref):
-    assert out.shape == ref.shape, f"{out.shape} samples, the engine made {ref.shape}"
-    return float(np.abs(out - ref).max() / np.abs(ref).max())
 
 
 def finish(pd, with_status=False):

@@ -19,19 +19,8 @@ regression (see ``pca.py``), so the pitch label steers the pitch as in plain
 generation; ``z_center`` is the given z, or the zero vector. Fewer
 coefficients than components leave the rest at zero.
 
-Latent directions (GANSpace's BigGAN recipe; neither the paper nor
-GANSpaceSynth has them): after the fit, fresh samples' activations are
-projected onto the components (coordinates in stdev units), and z is
-regressed on those coordinates by least squares. Row i of the solution is the
-change of z that goes with one stdev along component i; ``u_i`` is it
-normalised to unit length and ``s_i`` the standard deviation of the sampled
-z along ``u_i`` (about 1 for standard normal z). Around a typical z, c_i = 1
-then moves the activation about one stdev along component i (0.95 on the
-reference model) and hardly along the others. Caveat: GANSynth pixel-
-normalises [z, one-hot pitch] at its input, so near the zero centre, where
-|z| is far below its usual 16, small steps are magnified (c_0 = 1 moved the
-reference model's coordinate 0 by about 9 stdevs): give a z as the centre
-for the calibrated behaviour.
+The latent directions and their calibration are described in ``pca.py``,
+which computes them.
 """
 
 import numpy as np
