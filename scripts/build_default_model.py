@@ -10,7 +10,14 @@ Steps (each skipped when its output already exists, so a stopped build resumes):
    dataset WORK/dataset/ (mono, 16 kHz, 4 s, pitch from the file name).
 3. train: ``ganspacesynth train WORK/dataset WORK/run --preset cpu-small``
    (resumable: rerun the script to continue), exporting WORK/run/model/.
-4. Copy the model into engine/ganspacesynth/models/default/ with --install.
+   A run that did not finish in one sitting may be kept in the repository's
+   ``training-state/default/`` (its ``train/`` and ``logs/`` folders): a new
+   WORK/run starts from there, and the trainer resumes exactly.
+4. With --install: copy the model into engine/ganspacesynth/models/default/,
+   compute its PCA there (``pca.npz``: exact covariance of 65,536 conv0
+   samples over all pitches, 16 components, with latent directions), and
+   measure it with ``ganspacesynth evaluate`` against its own dataset
+   (table on the terminal, WORK/evaluation.json and WORK/evaluation.png).
 
 Needs, from Debian/Ubuntu (this script installs nothing itself):
     apt-get install fluidsynth fluid-soundfont-gm
@@ -18,7 +25,6 @@ and ganspacesynth's own Python dependencies. Usage::
 
     python scripts/build_default_model.py WORK [--install] [--threads 2]
 
-Training on the shipped settings took about an hour on two shared CPU cores;
 models/default/TRAINING.md records the run that produced the shipped model.
 """
 
@@ -35,20 +41,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
-# General MIDI programs (0-based) with clear, stable pitched notes across C3..C4.
+# General MIDI programs (0-based) that hold a steady, clearly pitched tone
+# for as long as the key is down: organs, bowed strings, brass, reeds, pipes,
+# two synth leads and a pad. Decaying sounds (piano, guitar, mallets) are left
+# out: a note that fades in a second gives the pitch tracker little to hear.
 INSTRUMENTS = {
-    "piano": 0,
-    "epiano": 4,
-    "vibraphone": 11,
-    "organ": 19,
-    "nylon_guitar": 24,
+    "drawbar_organ": 16,
+    "church_organ": 19,
+    "reed_organ": 20,
+    "accordion": 21,
+    "harmonica": 22,
     "violin": 40,
+    "viola": 41,
+    "cello": 42,
     "strings": 48,
+    "slow_strings": 49,
+    "choir_aahs": 52,
     "trumpet": 56,
+    "trombone": 57,
+    "french_horn": 60,
+    "brass_section": 61,
+    "soprano_sax": 64,
+    "alto_sax": 65,
+    "oboe": 68,
     "clarinet": 71,
     "flute": 73,
+    "recorder": 74,
+    "square_lead": 80,
+    "saw_lead": 81,
+    "warm_pad": 89,
 }
-PITCHES = list(range(48, 61))  # one chromatic octave, C3..C4
+# One chromatic octave from middle C (C4..C5). Pitch is only learnable where
+# the model resolves it: these notes span mel bins 44..89 of 1024 (an octave
+# lower spans only 22), so the two top resolutions still tell semitones apart.
+PITCHES = list(range(60, 73))
 VELOCITIES = [80, 115]
 HOLD_SECONDS = 3.0
 CLIP_SECONDS = 4.0
@@ -83,6 +109,16 @@ def note_midi(program, pitch, velocity, hold=HOLD_SECONDS, length=CLIP_SECONDS):
     return header + b"MTrk" + struct.pack(">I", len(events)) + events
 
 
+def keep_first_clip(wav: Path, seconds=CLIP_SECONDS):
+    """Cut a rendering to the note's clip: fluidsynth renders on until its
+    voices fall silent (up to 8 s for long releases), and ``prepare`` would
+    turn that tail into extra clips of fading sound."""
+    import soundfile
+
+    audio, rate = soundfile.read(wav, always_2d=True)
+    soundfile.write(wav, audio[:int(round(seconds * rate))], rate, subtype="PCM_16")
+
+
 def render(out_dir: Path):
     if not SOUNDFONT.is_file():
         sys.exit(f"{SOUNDFONT} is missing: apt-get install fluid-soundfont-gm")
@@ -103,6 +139,7 @@ def render(out_dir: Path):
                     subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5",
                                     "-r", "16000", "-F", str(partial), str(SOUNDFONT), str(mid)],
                                    check=True, stdout=subprocess.DEVNULL)
+                    keep_first_clip(partial)
                     os.replace(partial, wav)
     print(f"rendered {len(list(out_dir.glob('*.wav')))} notes into {out_dir}")
 
@@ -114,6 +151,33 @@ def prepare(render_dir: Path, dataset_dir: Path):
         return
     summary = prepare_dataset(render_dir, dataset_dir, tail="drop")
     print(summary.format())
+
+
+def seed_run(run_dir: Path):
+    """Start a new run folder from the committed state of an unfinished run, if there is one."""
+    state = ROOT / "training-state" / "default"
+    if run_dir.exists() or not (state / "train").is_dir():
+        return
+    run_dir.mkdir(parents=True)
+    for part in ("train", "logs"):
+        if (state / part).is_dir():
+            shutil.copytree(state / part, run_dir / part)
+    print(f"resuming the run kept in {state.relative_to(ROOT)}")
+
+
+def ship(model: Path, dataset_dir: Path, work: Path, target: Path):
+    """PCA into the installed model folder; the evaluation printed and kept in WORK."""
+    import ganspacesynth
+    from ganspacesynth.evaluate import evaluate, save_json
+
+    loaded = ganspacesynth.load_model(target)
+    pca = ganspacesynth.compute_pca(loaded, layer="conv0", n_samples=65536, n_components=16,
+                                    estimator="cov", seed=0)
+    pca.save(target / "pca.npz")
+    print(f"PCA: {target / 'pca.npz'}")
+    result = evaluate(loaded, dataset_dir, seed=0, plot=work / "evaluation.png", progress=print)
+    save_json(result, work / "evaluation.json")
+    print(result.format())
 
 
 def train_command(dataset_dir: Path, run_dir: Path, threads):
@@ -134,6 +198,7 @@ def main():
     work = Path(args.work).resolve()
     render(work / "render")
     prepare(work / "render", work / "dataset")
+    seed_run(work / "run")
     subprocess.run(train_command(work / "dataset", work / "run", args.threads), check=True,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(ROOT / "engine"), os.environ.get("PYTHONPATH")]))})
@@ -158,6 +223,7 @@ def main():
         (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         shutil.copytree(model / "weights", target / "weights")
         print(f"installed into {target}")
+        ship(model, work / "dataset", work, target)
 
 
 if __name__ == "__main__":
