@@ -202,6 +202,11 @@ def gss_info(engine, n_components, sample_rate, length):
 
 
 @ffi.def_extern()
+def gss_set_threads(engine, threads):
+    return _call(engine, lambda i: int(i.set_threads(threads if threads > 0 else None)))
+
+
+@ffi.def_extern()
 def gss_set_coeffs(engine, values, count):
     return _call(engine, lambda i: i.set_coefficients(_floats(values, count)))
 

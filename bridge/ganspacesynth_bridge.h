@@ -56,6 +56,13 @@ int gss_unload(int engine);
    and clip length in samples (zeros without a model). */
 int gss_info(int engine, int *n_components, int *sample_rate, int *length);
 
+/* TensorFlow's compute threads for the whole process: threads >= 1 asks for
+   that many, 0 only asks. Returns the count in effect. TensorFlow takes a
+   count only before its first operation in the process (the first load):
+   later a different count is an error that says so. Without a call the
+   engine uses GANSPACESYNTH_THREADS, else one fewer than the cores. */
+int gss_set_threads(int engine, int threads);
+
 /* Coefficients for components 0..count-1 (the rest are 0). */
 int gss_set_coeffs(int engine, const float *values, int count);
 int gss_set_coeff(int engine, int index, float value);

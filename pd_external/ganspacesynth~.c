@@ -34,8 +34,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 #ifdef __APPLE__
 #define GSS_BRIDGE_FILE "libganspacesynth_bridge.dylib"
@@ -49,6 +54,8 @@
 #define POLL_MS 2           /* how often a busy object looks for replies */
 #define MAX_JOBS 1024       /* beyond this a message is refused, not queued */
 #define WORKER_STACK (8 << 20)  /* Python and TensorFlow want more than macOS's 512 kB */
+#define WORKER_NICE 10      /* how much nicer than Pd the worker and TensorFlow's threads run */
+#define MAX_THREADS 1024    /* the most compute threads `threads` accepts */
 
 /* ------------------------------------------------------------------ */
 /* the bridge, loaded once per Pd process                              */
@@ -60,6 +67,7 @@ static struct {
     int (*load_pca)(int, const char *);
     int (*unload)(int);
     int (*info)(int, int *, int *, int *);
+    int (*set_threads)(int, int);
     int (*set_coeffs)(int, const float *, int);
     int (*set_coeff)(int, int, float);
     int (*set_z)(int, const float *, int);
@@ -121,7 +129,7 @@ static void bridge_load(void)
         return; }
     GET(create, "gss_create") GET(destroy, "gss_destroy") GET(load, "gss_load")
     GET(load_pca, "gss_load_pca") GET(unload, "gss_unload") GET(info, "gss_info")
-    GET(set_coeffs, "gss_set_coeffs") GET(set_coeff, "gss_set_coeff")
+    GET(set_threads, "gss_set_threads") GET(set_coeffs, "gss_set_coeffs") GET(set_coeff, "gss_set_coeff")
     GET(set_z, "gss_set_z") GET(random_z, "gss_random_z") GET(set_pitch, "gss_set_pitch")
     GET(set_mode, "gss_set_mode") GET(clear_steps, "gss_clear_steps")
     GET(add_step, "gss_add_step") GET(set_hallu, "gss_set_hallu")
@@ -135,7 +143,7 @@ static void bridge_load(void)
 
 typedef enum {
     J_LOAD, J_PCA, J_UNLOAD, J_COEFFS, J_COEFF, J_Z, J_ZRANDOM, J_PITCH, J_MODE,
-    J_GENERATE, J_STEPS_CLEAR, J_STEP, J_HALLU_SET, J_HALLUCINATE
+    J_GENERATE, J_STEPS_CLEAR, J_STEP, J_HALLU_SET, J_HALLUCINATE, J_THREADS
 } job_kind;
 
 typedef struct job {
@@ -150,7 +158,7 @@ typedef struct job {
     t_symbol *array;        /* only compared and handed back, never gensym'd here */
 } job;
 
-typedef enum { R_LOADING, R_LOADED, R_READY, R_PROGRESS, R_HALLU, R_ERROR } reply_kind;
+typedef enum { R_LOADING, R_LOADED, R_READY, R_PROGRESS, R_HALLU, R_ERROR, R_THREADS } reply_kind;
 
 typedef struct reply {
     struct reply *next;
@@ -420,6 +428,10 @@ static int run_job(shared *sh, int engine, job *j)
     case J_STEPS_CLEAR: rc = bridge.clear_steps(engine); break;
     case J_STEP: rc = bridge.add_step(engine, j->values, j->count); break;
     case J_HALLU_SET: rc = bridge.set_hallu(engine, j->text, j->number); break;
+    case J_THREADS:
+        if ((rc = bridge.set_threads(engine, j->index)) >= 0)
+            post_simple(sh, R_THREADS, rc, 0, 0);
+        break;
     case J_GENERATE:
         start = now_ms();
         if ((rc = bridge.generate(engine, j->sample_rate)) >= 0
@@ -449,12 +461,33 @@ static int run_job(shared *sh, int engine, job *j)
     return rc;
 }
 
+/* The worker, and with it every thread it creates (Python's, TensorFlow's
+   compute pools: a new Linux thread inherits its creator's nice value), runs
+   WORKER_NICE nicer than Pd's thread, so that the engine yields the cores to
+   Pd whenever Pd wants them. On Linux nice is per thread: set it on the
+   worker's own thread id, from the worker, before it starts the engine. */
+static void lower_own_priority(void)
+{
+#ifdef __linux__
+    id_t tid = (id_t)syscall(SYS_gettid);
+    int now, target;
+    errno = 0;
+    now = getpriority(PRIO_PROCESS, tid);
+    if (errno)
+        return;
+    target = now + WORKER_NICE > 19 ? 19 : now + WORKER_NICE;
+    if (setpriority(PRIO_PROCESS, tid, target))
+        fprintf(stderr, "ganspacesynth~: cannot lower the worker's priority: %s\n", strerror(errno));
+#endif
+}
+
 static void *worker_main(void *arg)
 {
     shared *sh = arg;
     int engine = 0, generated = 0;
     char start_error[2000];
     *start_error = 0;
+    lower_own_priority();
     for (;;)
     {
         job *j;
@@ -544,8 +577,10 @@ typedef struct ganspacesynth {
     gss_player player;
     float xfade_ms;
     int autogenerate;
-    /* perform timing, for `stats` */
+    /* perform timing, for `stats`: wall-clock time, and the CPU time of
+    Pd's thread itself (what perform computed, without preemption) */
     double perform_max_us, perform_total_us;
+    double perform_cpu_max_us, perform_cpu_total_us;
     unsigned long perform_count;
 } t_ganspacesynth;
 
@@ -600,7 +635,7 @@ static const char *kind_name(job_kind kind)
 {
     static const char *names[] = {"load", "pca", "unload", "coeffs", "coeff", "z-array",
         "z-random", "pitch", "mode", "generate", "steps-clear", "step", "hallu setting",
-        "hallucinate"};
+        "hallucinate", "threads"};
     return names[kind];
 }
 
@@ -776,6 +811,10 @@ static void deliver(t_ganspacesynth *x, reply *r)
     case R_ERROR:
         reply_error(x, "%s", r->text ? r->text : "unknown error");
         break;
+    case R_THREADS:
+        SETFLOAT(&a[0], r->numbers[0]);
+        outlet_anything(x->replies, gensym("threads"), 1, a);
+        break;
     }
 }
 
@@ -828,16 +867,25 @@ static t_int *ganspacesynth_perform(t_int *w)
     t_ganspacesynth *x = (t_ganspacesynth *)w[1];
     t_sample *out = (t_sample *)w[2];
     int n = (int)w[3];
-    struct timespec t0, t1;
-    double us;
+    struct timespec t0, t1, c0, c1;
+    double us, cpu_us;
+        /* wall time includes preemption and any waiting; the thread's own
+        CPU time does not: a worst wall time far above the worst CPU time
+        means Pd's thread was preempted, not slow */
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     if (gss_player_render(&x->player, &x->sh->handoff, out, n) & GSS_PLAYER_RETIRED)
         clock_delay(x->collector, 0);  /* free() belongs on the clock, not here */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     us = (t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) * 1e-3;
+    cpu_us = (c1.tv_sec - c0.tv_sec) * 1e6 + (c1.tv_nsec - c0.tv_nsec) * 1e-3;
     if (us > x->perform_max_us)
         x->perform_max_us = us;
+    if (cpu_us > x->perform_cpu_max_us)
+        x->perform_cpu_max_us = cpu_us;
     x->perform_total_us += us;
+    x->perform_cpu_total_us += cpu_us;
     x->perform_count++;
     return w + 4;
 }
@@ -1229,12 +1277,13 @@ static void ganspacesynth_hallu_setting(t_ganspacesynth *x, t_symbol *s, int arg
 
 static void ganspacesynth_stats(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
 {
-    t_atom a[4];
+    t_atom a[6];
         /* `stats reset`: start measuring afresh, e.g. after loading, whose
         heavy computing makes the OS preempt Pd's thread */
     if (argc == 1 && argv[0].a_type == A_SYMBOL && !strcmp(argv[0].a_w.w_symbol->s_name, "reset"))
     {
         x->perform_max_us = x->perform_total_us = 0;
+        x->perform_cpu_max_us = x->perform_cpu_total_us = 0;
         x->perform_count = 0;
         x->player.silent_blocks = x->player.swaps = 0;
         return;
@@ -1248,7 +1297,37 @@ static void ganspacesynth_stats(t_ganspacesynth *x, t_symbol *s, int argc, t_ato
     SETFLOAT(&a[1], x->perform_count ? x->perform_total_us / x->perform_count : 0);
     SETFLOAT(&a[2], x->player.silent_blocks);
     SETFLOAT(&a[3], x->player.swaps);
-    outlet_anything(x->replies, gensym("stats"), 4, a);
+    SETFLOAT(&a[4], x->perform_cpu_max_us);
+    SETFLOAT(&a[5], x->perform_count ? x->perform_cpu_total_us / x->perform_count : 0);
+    outlet_anything(x->replies, gensym("stats"), 6, a);
+}
+
+/* `threads N`: TensorFlow's compute threads for this Pd (all objects share
+   TensorFlow); only before the first load in this Pd, see the README.
+   `threads` alone asks for the count in effect. The reply is `threads N`. */
+static void ganspacesynth_threads(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    job *j;
+    t_float n = 0;
+    if (argc > 1 || (argc == 1 && argv[0].a_type != A_FLOAT))
+    {
+        reply_error(x, "threads: expected nothing or a whole number of threads from 1 to %d",
+            MAX_THREADS);
+        return;
+    }
+    if (argc == 1)
+    {
+        n = atom_getfloat(argv);
+        if (!(n >= 1 && n <= MAX_THREADS && n == floorf(n)))
+        {
+            reply_error(x, "threads: %g is not a whole number of threads from 1 to %d", n, MAX_THREADS);
+            return;
+        }
+    }
+    if (!(j = job_new(x, J_THREADS)))
+        return;
+    j->index = (int)n;
+    post_job(x, j);
 }
 
 static void ganspacesynth_anything(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
@@ -1382,6 +1461,7 @@ void ganspacesynth_tilde_setup(void)
         class_addmethod(c, (t_method)ganspacesynth_hallu_setting, gensym(hallu_settings[i]),
             A_GIMME, 0);
     class_addmethod(c, (t_method)ganspacesynth_stats, gensym("stats"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_threads, gensym("threads"), A_GIMME, 0);
     class_addanything(c, ganspacesynth_anything);
     ganspacesynth_class = c;
     atexit(wait_for_engine_at_exit);

@@ -262,12 +262,14 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     wall_ms = float(printed(stderr, "wall-ms")[0])
     logical_ms = float(printed(stderr, "logical-ms")[0])
     stats = [list(map(float, r.split()[1:])) for r in printed(stderr, "reply") if r.startswith("stats")]
-    (max1, mean1, silent1, swaps1), (max2, mean2, silent2, swaps2) = stats
+    (max1, mean1, silent1, swaps1, cpu1, cpumean1), (max2, mean2, silent2, swaps2, cpu2, cpumean2) = stats
     print(f"\nfirst generation (TensorFlow tracing + 1 s test delay): {wall_ms:.0f} ms of wall clock; "
           f"meanwhile Pd's logical time advanced {logical_ms:.0f} ms and the perform routine ran "
-          f"{silent1:.3g} blocks waiting for the clip; worst block {max1:.1f} us, mean {mean1:.3f} us")
+          f"{silent1:.3g} blocks waiting for the clip; worst block {max1:.1f} us "
+          f"({cpu1:.1f} us of CPU), mean {mean1:.3f} us")
     print(f"second generation, playing the first clip in a loop until the new one swapped in: "
-          f"perform routine worst {max2:.1f} us, mean {mean2:.3f} us per 64-sample block")
+          f"perform routine worst {max2:.1f} us ({cpu2:.1f} us of CPU), mean {mean2:.3f} us "
+          f"per 64-sample block")
     assert wall_ms >= 1000, "the test delay did not apply"
     # A blocked scheduler would neither move logical time nor call perform
     # while the worker sleeps: batch mode runs far ahead of the wall clock.
@@ -275,6 +277,8 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     assert silent1 > 1000
     assert swaps1 == 1 and swaps2 == 1 and silent2 == 0
     assert mean1 < 20 and mean2 < 20
+    # the thread's own CPU time is part of the wall time it took
+    assert 0 < cpumean1 <= mean1 + 1 and 0 <= cpu1 <= max1 + 1 and 0 <= cpu2 <= max2 + 1
     # The worst block includes the OS preempting Pd's thread (2 cores shared
     # with TensorFlow's threads): a sanity bound, not a real-time guarantee.
     assert max1 < 100_000 and max2 < 100_000

@@ -22,6 +22,7 @@ import numpy as np
 
 from .audio import resample
 from .errors import GanspacesynthError
+from .threads import check_threads
 
 MODES = ("layer", "z", "latent")
 
@@ -95,7 +96,9 @@ def _test_delay():
 class Instrument:
     """One player's state: what to synthesise, and the calls that synthesise it."""
 
-    def __init__(self):
+    def __init__(self, threads=None):
+        """``threads``: TensorFlow's compute threads (see ``threads.py``); None for the default."""
+        self.threads = None if threads is None else check_threads(threads)
         self.model = None
         self.pca = None
         self.model_name = None
@@ -145,7 +148,7 @@ class Instrument:
         if not model_path:
             raise GanspacesynthError("load: expected a model folder or 'default'")
         try:
-            model = load_model(model_path)
+            model = load_model(model_path, threads=self.threads)
         except GanspacesynthError as error:
             raise _prefixed("load", error) from None
         pca = None
@@ -165,6 +168,21 @@ class Instrument:
         self.z = model.random_z(1, seed=0)[0]
         self.pitch = model.default_pitch
         return self.info()
+
+    def set_threads(self, threads=None):
+        """Ask for ``threads`` compute threads (None: only report); return the count in effect.
+
+        TensorFlow takes a count only before its first operation in the
+        process: later, a different count is a ``GanspacesynthError``.
+        """
+        from .threads import configure_threads
+
+        if threads is not None:
+            threads = check_threads(threads)
+        count = configure_threads(threads if threads is not None else self.threads)
+        if threads is not None:
+            self.threads = threads
+        return count
 
     def _read_pca(self, model, path):
         from .pca import load_pca

@@ -18,6 +18,7 @@ from .config import ModelConfig
 from .errors import ModelError
 from .generator import Generator
 from .paths import models_dir
+from .threads import configure_threads
 from . import spectral
 
 DEFAULT_MODEL = "default"
@@ -34,8 +35,14 @@ def resolve_model_path(path) -> Path:
     return Path(path).expanduser()
 
 
-def load_model(path) -> "Model":
-    """Load a GANSynth model folder (Magenta's layout or ours) or ``"default"``."""
+def load_model(path, threads=None) -> "Model":
+    """Load a GANSynth model folder (Magenta's layout or ours) or ``"default"``.
+
+    ``threads``: TensorFlow's compute threads (see ``threads.py``: by default
+    ``GANSPACESYNTH_THREADS``, else one fewer than the cores); it takes effect
+    only if TensorFlow has not started work in this process yet.
+    """
+    configure_threads(threads)
     folder = resolve_model_path(path)
     if not folder.exists():
         raise ModelError(f"{folder}: no such model folder")

@@ -1,0 +1,191 @@
+"""TensorFlow's compute threads and the engine's priority.
+
+The thread count reaches TensorFlow (read back with tf.config.threading in a
+fresh engine process), bad counts are clear errors, and in real Pd (batch
+mode) the worker and every thread it started run nicer than Pd's own thread.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ganspacesynth.errors import GanspacesynthError
+from ganspacesynth.instrument import Instrument
+from ganspacesynth.threads import THREADS_ENV, check_threads, default_threads, requested_threads
+from pd_helpers import Patch, REPO, locate_external, pd_binary, printed
+
+WORKER_NICE = 10  # as in ganspacesynth~.c
+
+
+# --- the count -----------------------------------------------------------------
+
+def test_default_leaves_a_core(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert default_threads() == max(1, (os.cpu_count() or 1) - 1)
+    assert requested_threads() == (default_threads(), False)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert requested_threads() == (3, False)
+    assert requested_threads(2) == (2, True)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "two", "", None, True, float("nan"), 5000])
+def test_bad_counts_are_clear_errors(bad):
+    with pytest.raises(GanspacesynthError, match=r"threads: expected a whole number of threads"):
+        check_threads(bad)
+    if bad is not None:
+        with pytest.raises(GanspacesynthError, match="threads"):
+            Instrument(threads=bad)
+
+
+def test_bad_environment_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(GanspacesynthError, match=f"{THREADS_ENV}: expected a whole number of threads"):
+        requested_threads()
+
+
+ENGINE_PROCESS = r"""
+import json, sys
+import tensorflow as tf
+from ganspacesynth.errors import GanspacesynthError
+from ganspacesynth.instrument import Instrument
+
+explicit = json.loads(sys.argv[1])
+instrument = Instrument(threads=explicit)
+instrument.load("default")
+instrument.generate(16000)
+report = {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
+          "inter": tf.config.threading.get_inter_op_parallelism_threads(),
+          "same": instrument.set_threads(instrument.set_threads())}
+try:
+    instrument.set_threads(report["intra"] + 1)
+except GanspacesynthError as error:
+    report["later"] = str(error)
+print("REPORT", json.dumps(report))
+"""
+
+
+def engine_process(explicit, environment):
+    env = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    env.update(environment, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", ENGINE_PROCESS, json.dumps(explicit)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [x for x in result.stdout.splitlines() if x.startswith("REPORT ")][-1]
+    return json.loads(line[len("REPORT "):])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("explicit, environment, expected", [
+    (None, {}, default_threads()),
+    (None, {THREADS_ENV: "2"}, 2),
+    (1, {THREADS_ENV: "2"}, 1),
+])
+def test_the_count_reaches_tensorflow(explicit, environment, expected):
+    report = engine_process(explicit, environment)
+    assert report["intra"] == expected and report["inter"] == 1
+    assert report["same"] == expected  # asking again for the count in effect is fine
+    # a different count once TensorFlow has started: an error that says when it applies
+    assert "cannot change" in report["later"] and "starts again" in report["later"]
+
+
+# --- in Pd ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pd_dir():
+    return locate_external(REPO / "build" / "pd-tests")
+
+
+def thread_table(pid):
+    """{tid: (name, nice)} of a running process, from /proc/PID/task/*/stat."""
+    table = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return table
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(tid)] = (name, int(fields[16]))  # field 19 of stat: nice
+    return table
+
+
+@pytest.mark.pd
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_threads_message_and_nice_in_pd(pd_dir, tmp_path):
+    """`threads` before the first load is taken and replied; bad counts and a
+    change after TensorFlow started are error replies; while the engine works
+    every thread but Pd's own runs WORKER_NICE nicer than Pd."""
+    patch = Patch()
+    load = patch.obj("loadbang")
+    gss = patch.obj("ganspacesynth~")
+    show = patch.obj("print reply")
+    route = patch.obj("route loaded ready")
+    patch.connect(gss, 1, show)
+    patch.connect(gss, 1, route)
+    patch.chain(load, patch.msg("threads 0, threads 1.5, threads two, threads 1 2, threads 1, "
+                                "load default"), gss)
+    patch.chain(patch.obj("r next"), gss)
+    # loaded: generate (slowed down by the test delay, so that the threads can
+    # be looked at); first ready: a different count, ask, generate again;
+    # second ready: quit
+    patch.chain(route, patch.msg("generate"), gss)
+    bang = patch.obj("t b")
+    count = patch.obj("f")
+    patch.chain(bang, count)
+    patch.connect(route, 1, bang)
+    patch.connect(count, 0, patch.obj("+ 1"))
+    patch.connect(count + 1, 0, count, 1)
+    choose = patch.obj("sel 0 1")
+    patch.connect(count, 0, choose)
+    patch.connect(choose, 0, patch.msg("; next threads 2; next threads; next generate"))
+    patch.connect(choose, 1, patch.msg("; pd quit"))
+    path = patch.write(tmp_path / "threads.pd")
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", GANSPACESYNTH_TEST_DELAY="2")
+    env.pop(THREADS_ENV, None)
+    command = [pd_binary(), "-nrt", "-noprefs", "-noaudio", "-nomidi", "-nogui", "-batch", "-stderr",
+               "-path", str(pd_dir), str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=env, cwd=str(tmp_path))
+    busiest = {}
+    deadline = time.monotonic() + 300
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            table = thread_table(process.pid)
+            if len(table) > len(busiest):
+                busiest = table
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr = process.communicate()[1]
+    assert process.returncode == 0, stderr[-3000:]
+    replies = printed(stderr, "reply")
+    errors = [r for r in replies if r.startswith("error")]
+    assert errors[0] == "error threads: 0 is not a whole number of threads from 1 to 1024"
+    assert errors[1] == "error threads: 1.5 is not a whole number of threads from 1 to 1024"
+    assert errors[2].startswith("error threads: expected nothing or a whole number")
+    assert errors[3].startswith("error threads: expected nothing or a whole number")
+    loaded = [i for i, r in enumerate(replies) if r.startswith("loaded")]
+    assert loaded and "threads 1" in replies[:loaded[0]], replies
+    assert any("cannot change" in e and "starts again" in e for e in errors[4:]), replies
+    assert replies.count("threads 1") == 2, replies  # taken, then asked for
+    assert len(errors) == 5, errors
+
+    main_name, main_nice = busiest.pop(process.pid)
+    expected = min(19, main_nice + WORKER_NICE)
+    print(f"\nPd's thread: nice {main_nice}; {len(busiest)} other threads: "
+          + ", ".join(f"{name} {nice}" for name, nice in sorted(busiest.values())))
+    # the worker plus Python's and TensorFlow's threads
+    assert len(busiest) >= 2, busiest
+    assert {nice for _, nice in busiest.values()} == {expected}, busiest
