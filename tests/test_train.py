@@ -267,6 +267,25 @@ def test_cli_run_made_to_diverge_stops_at_its_last_healthy_checkpoint(dataset, t
         np.testing.assert_array_equal(exported[name].numpy(), value.numpy(), err_msg=name)
 
 
+def test_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(straight_run, dataset,
+                                                                          tmp_path):
+    out, _, straight = straight_run
+    forked = tmp_path / "forked"
+    slower = {**TINY, "stage_images": [2] * 12 + [6], "generator_learning_rate": 1e-4,
+              "discriminator_learning_rate": 1e-4}
+    _, trainer = T.train(dataset, forked, overrides=slower, init_from=out / "train", steps=13,
+                         progress_bar=False)
+    assert int(trainer.step.numpy()) == 13  # nothing trained yet: the origin's state, as it was
+    for name, value in straight.generator.weights().items():
+        np.testing.assert_array_equal(trainer.generator.weights()[name].numpy(), value.numpy())
+    run = json.loads((forked / "train" / "run.json").read_text())
+    assert run["initialised_from"]["step"] == 13 and run["train"]["generator_learning_rate"] == 1e-4
+    _, trainer = T.train(dataset, forked, overrides=slower, progress_bar=False)
+    assert trainer.done and int(trainer.step.numpy()) == 15
+    with pytest.raises(T.TrainError, match="no checkpoint there"):
+        T.train(dataset, tmp_path / "nothing", overrides=TINY, init_from=tmp_path, progress_bar=False)
+
+
 def test_cli_train_mirrored_on_two_cpu_devices(dataset, tmp_path):
     """tf.distribute for real: the CPU split into two logical devices, one replica each."""
     out = tmp_path / "mirrored"

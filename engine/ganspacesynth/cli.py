@@ -341,6 +341,10 @@ def _add_train(sub):
                         "the last healthy checkpoint, export it and stop")
     p.add_argument("--health-window", type=int, default=100, metavar="STEPS",
                    help="steps whose median the health watch judges (default 100)")
+    p.add_argument("--init-from", metavar="RUN_OR_CHECKPOINT",
+                   help="start this new run where another run's checkpoint stood (weights, optimiser, "
+                        "counters), with this run's settings: e.g. OLD_RUN/train/healthy, the last "
+                        "healthy point of a run that diverged, with a lower --learning-rate")
     p.add_argument("--seed", type=int, help="seed of the initial weights, data order and noise")
     p.add_argument("--steps", type=int,
                    help="stop when the step counter reaches this (saves and exports; rerun to go on)")
@@ -395,7 +399,7 @@ def _run_train(args):
                           save_every=args.save_every, summary_every=args.summary_every,
                           progress_bar=not args.no_progress, command=command,
                           stop_on_divergence=args.stop_on_divergence,
-                          health_window=args.health_window)
+                          health_window=args.health_window, init_from=args.init_from)
     if trainer.diverged is not None:
         d = trainer.diverged
         print(f"training stopped: diverged at step {d['detected_at_step']} ({d['reason']}); "

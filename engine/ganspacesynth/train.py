@@ -547,7 +547,8 @@ class _NoRetracingWarning(logging.Filter):
 class Trainer:
     def __init__(self, dataset_dir, out_dir, model_settings: dict, train_config: TrainConfig,
                  strategy="default", save_every=600.0, summary_every=20, progress_bar=True,
-                 command=None, stop_on_divergence=False, health_window=DEFAULT_WINDOW):
+                 command=None, stop_on_divergence=False, health_window=DEFAULT_WINDOW,
+                 init_from=None):
         import tensorflow as tf
 
         if not any(isinstance(f, _NoRetracingWarning) for f in tf.get_logger().filters):
@@ -560,6 +561,7 @@ class Trainer:
         self.progress_bar = progress_bar
         self.command = command
         self.stop_on_divergence = bool(stop_on_divergence)
+        self.init_from = init_from
         self.watch = HealthWatch(window=health_window)
         # Set when the run stopped on divergence: where, why, and the step it went back to.
         self.diverged = None
@@ -692,9 +694,37 @@ class Trainer:
                 raise TrainError(f"{latest} was trained with seed {int(self.seed.numpy())}, "
                                  f"not {self.train_config.seed}")
             log.info("resumed from %s at step %d", latest, int(self.step.numpy()))
+        elif self.init_from is not None:
+            self._start_from(self.init_from)
         if self._stored_ends is not None:
             self._accept_schedule_change()
         return latest
+
+    def _start_from(self, source):
+        """A new run that begins where another run's checkpoint stood, with this run's settings."""
+        import tensorflow as tf
+
+        source = Path(source)
+        found = tf.train.latest_checkpoint(str(source)) if source.is_dir() else str(source)
+        if found is None and source.is_dir() and (source / TRAIN_DIR).is_dir():
+            found = tf.train.latest_checkpoint(str(source / TRAIN_DIR))
+        if found is None or not Path(found + ".index").is_file():
+            raise TrainError(f"--init-from {source}: no checkpoint there (give a run folder, its "
+                             "train/ or train/healthy/ folder, or a checkpoint prefix)")
+        try:
+            self.checkpoint.restore(found).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise TrainError(f"--init-from {found}: it does not fit this model ({error})") from None
+        self.seed.assign(self.train_config.seed)  # the new run draws its own noise from here on
+        origin = {"checkpoint": str(found), "step": int(self.step.numpy()),
+                  "images_seen": int(self.images_seen.numpy())}
+        if self.is_chief:
+            path = self.out_dir / TRAIN_DIR / RUN_FILE
+            description = json.loads(path.read_text())
+            description["initialised_from"] = origin
+            path.write_text(json.dumps(description, indent=2) + "\n")
+        self.manager.save(checkpoint_number=origin["step"])
+        log.info("new run started from %s at step %d", found, origin["step"])
 
     def save(self):
         step = int(self.step.numpy())
@@ -977,7 +1007,7 @@ class Trainer:
 
 def train(dataset_dir, out_dir, *, preset="gansynth", settings=None, overrides=None, steps=None,
           strategy="default", save_every=600.0, summary_every=20, progress_bar=True, command=None,
-          stop_on_divergence=False, health_window=DEFAULT_WINDOW):
+          stop_on_divergence=False, health_window=DEFAULT_WINDOW, init_from=None):
     """Train (or resume training) a model on a prepared dataset folder; returns the exported model path.
 
     ``settings`` (a ``--config`` file's dict) and ``overrides`` (flags) take
@@ -990,6 +1020,10 @@ def train(dataset_dir, out_dir, *, preset="gansynth", settings=None, overrides=N
     and stop (``trainer.diverged`` says where and why). Without it a
     divergence is reported on the progress line, in the log and in
     TensorBoard (``health/out_of_band``), and training goes on.
+    ``init_from``: a new ``out_dir`` starts from another run's checkpoint
+    (weights, optimiser moments, counters) with these settings, e.g. the
+    last healthy checkpoint of a run that diverged, with a lower learning
+    rate; ignored once ``out_dir`` has checkpoints of its own.
     """
     model_settings, train_config = make_configs(preset, settings, overrides)
     out_dir = Path(out_dir)
@@ -997,7 +1031,7 @@ def train(dataset_dir, out_dir, *, preset="gansynth", settings=None, overrides=N
     trainer = Trainer(dataset_dir, out_dir, model_settings, train_config, strategy=strategy,
                       save_every=save_every, summary_every=summary_every, progress_bar=progress_bar,
                       command=command, stop_on_divergence=stop_on_divergence,
-                      health_window=health_window)
+                      health_window=health_window, init_from=init_from)
     before = None
     exported = out_dir / MODEL_DIR / "config.json"
     if exported.is_file():
