@@ -246,7 +246,9 @@ class Evaluation:
         def cents(x):
             return "     -" if not math.isfinite(x) else f"{x:+6.0f}"
 
-        lines = [f"model {self.model} against {self.dataset}: {self.clips_per_pitch} clips per pitch "
+        counts = sorted({row["real"]["clips"] for row in self.pitch.values()})
+        per_pitch = str(counts[0]) if len(counts) == 1 else f"{counts[0]}..{counts[-1]}"
+        lines = [f"model {self.model} against {self.dataset}: {per_pitch} clips per pitch "
                  f"(real: held out; generated: seed {self.seed})", "",
                  "pitch (pYIN)      real                      generated",
                  "MIDI   voiced  cents  |cents|      voiced  cents  |cents|"]
@@ -264,7 +266,7 @@ class Evaluation:
         lines.append(f"NDB (k-means on log-mel, {r['bins']} bins, alpha {NDB_ALPHA}): real held-out "
                      f"{r['different']}/{r['bins']}, generated {g['different']}/{g['bins']}")
         lines.append("")
-        lines.append("median over clips (10th..90th percentile)      real                    generated")
+        lines.append(f"{'median (p10..p90)':<22} {'real':<28} generated")
         labels = [("high_energy_share", "energy above 7 kHz", "pct"), ("flatness", "spectral flatness", "g"),
                   ("rms_first", "RMS first 0.25 s", "g"), ("rms_middle", "RMS middle 0.25 s", "g"),
                   ("rms_last", "RMS last 0.25 s", "g"), ("first_to_middle", "first / middle", "g"),
@@ -274,10 +276,10 @@ class Evaluation:
             for which in ("real", "generated"):
                 s = self.timbre[which][key]
                 if kind == "pct":
-                    cells.append(f"{100 * s['median']:5.1f}% ({100 * s['p10']:.1f}..{100 * s['p90']:.1f})")
+                    cells.append(f"{100 * s['median']:.1f}% ({100 * s['p10']:.1f}..{100 * s['p90']:.1f})")
                 else:
-                    cells.append(f"{s['median']:7.3g} ({s['p10']:.3g}..{s['p90']:.3g})")
-            lines.append(f"{label:<46} {cells[0]:<23} {cells[1]}")
+                    cells.append(f"{s['median']:.3g} ({s['p10']:.2g}..{s['p90']:.2g})")
+            lines.append(f"{label:<22} {cells[0]:<28} {cells[1]}")
         if self.plot:
             lines += ["", f"spectrograms: {self.plot}"]
         return "\n".join(lines)
