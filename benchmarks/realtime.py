@@ -1,0 +1,340 @@
+"""Dropouts under a real audio server: JACK's xruns of Pd while the engine generates.
+
+    python benchmarks/realtime.py                       # 60 s per run, periods 256 and 64
+    python benchmarks/realtime.py --seconds 10 --periods 64
+
+For each period, starts its own JACK server (``jackd``, dummy driver, 48 kHz:
+a real-time audio callback with no sound card) and runs Pd on it with
+``-jack -callback``, so that Pd's DSP runs inside JACK's process callback and
+a Pd that is late is an xrun JACK counts. The patch plays [ganspacesynth~]'s
+clip in a loop for --seconds, twice: once while a coefficient changes every
+50 ms with ``auto 1`` (generation back to back), once with the coefficients
+still (generation off). Reported per run:
+
+* JACK's xruns of Pd: ``JackEngine::XRun: client = pure_data was not
+  finished`` lines in jackd's output during the measurement (and, apart,
+  the dummy driver's own late wake-ups, ``JackTimedDriver::Process XRun``);
+* Pd's late ticks: a [metro 5] measures the wall-clock time between its
+  ticks; a tick that comes more than one period + 1 ms after the 5 ms
+  logical time said is late (the worst such excess is shown too);
+* the perform routine's worst time per 64-sample block, wall clock and the
+  thread's own CPU time (``stats``): far more wall than CPU means Pd's thread
+  was preempted, not slow;
+* the loudest [env~] of the outlet (dB, 0 = silence), the generations done
+  and their mean time, and the nice value and scheduling policy of Pd's
+  threads (real time only where the system allows it: ``-rt`` is asked for
+  and the policy actually seen is reported).
+
+Every server is started here and ended by its process id; ``-n NAME`` with
+``JACK_DEFAULT_SERVER=NAME`` keeps it apart from any other JACK server.
+Pd quitting from inside JACK's callback would hang in jack_client_close, so
+the patch prints DONE and Pd is ended by its process id too.
+
+Pd and jackd come from PATH (Debian: puredata-core, jackd2); the external
+from GANSPACESYNTH_PD_PATH, the installed package, or a CMake build in
+build/pd-bench. Timing figures mean something only on an otherwise idle
+machine.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from pd_patch import Patch, SetupError, locate_external  # noqa: E402  (the tests' patch writer)
+
+RATE = 48000
+CHANGE_MS = 50
+TICK_MS = 5
+JACK_XRUN = "JackEngine::XRun: client = pure_data was not finished"
+DRIVER_XRUN = "JackTimedDriver::Process XRun"
+POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle"}
+
+
+class Failure(RuntimeError):
+    """The harness could not run (missing program, server that would not start, Pd error)."""
+
+
+def realtime_patch(model, pca, seconds, period, generate):
+    """The measured patch; prints START when the first clip plays and DONE after `seconds`."""
+    p = Patch()
+    late_ms = period * 1000.0 / RATE + 1
+    load = p.obj("loadbang")
+    setup = p.msg(f"; pd dsp 1; gss xfade 10, loop 1, play, load {model}"
+                  + (f" {pca}" if pca else ""))
+    receive = p.obj("r gss")
+    gss = p.obj("ganspacesynth~")
+    dac = p.obj("dac~")
+    replies = p.obj("print reply")
+    route = p.obj("route loaded ready")
+    p.chain(load, setup)
+    p.chain(receive, gss, dac)
+    p.connect(gss, 0, dac, 1)
+    p.connect(gss, 1, replies)
+    p.connect(gss, 1, route)
+    p.connect(route, 0, p.msg("; gss generate"))
+
+    # the first `ready` starts the measurement, once
+    once = p.obj("spigot 1")
+    p.connect(route, 1, once)
+    start = p.obj("t b b b b b")
+    p.connect(once, 0, start)
+    p.connect(start, 4, p.msg("0"))
+    p.connect(start + 1, 0, once, 1)
+    p.connect(start, 3, p.msg("; gss stats reset" + ("; gss auto 1" if generate else "")))
+    p.connect(start, 2, p.obj("print START"))
+
+    # late ticks: wall-clock time between ticks of a 5 ms metro
+    ticks = p.obj(f"metro {TICK_MS}")
+    tick = p.obj("t b b")
+    elapsed = p.obj("realtime")
+    excess = p.obj(f"- {TICK_MS}")
+    late = p.obj(f"moses {late_ms}")
+    p.connect(start, 1, ticks)
+    p.chain(ticks, tick)
+    p.connect(tick, 1, elapsed, 1)  # [realtime]: right inlet reads, left inlet restarts
+    p.connect(tick, 0, elapsed)
+    p.chain(elapsed, excess, late)
+    p.connect(start, 2, elapsed)  # no tick before START counts
+    late_bang = p.obj("t b")
+    counter = p.obj("f")
+    plus = p.obj("+ 1")
+    late_count = p.obj("f")
+    p.connect(late, 1, late_bang)
+    p.chain(late_bang, counter, plus)
+    p.connect(plus, 0, counter, 1)
+    p.connect(plus, 0, late_count, 1)
+    worst = p.obj("max")
+    worst_store = p.obj("f")
+    p.connect(excess, 0, worst)
+    p.connect(worst, 0, worst, 1)
+    p.connect(worst, 0, worst_store, 1)
+
+    # the coefficient changes, when generating
+    changes = p.obj(f"metro {CHANGE_MS}")
+    value = p.obj("random 2001")
+    scaled = p.obj("expr ($f1 - 1000) / 500")
+    coeff = p.msg("; gss coeff 0 $1")
+    if generate:
+        p.connect(start, 1, changes)
+    p.chain(changes, value, scaled, coeff)
+
+    # sound at the outlet: the loudest env~ during the measurement
+    env = p.obj("env~ 8192")
+    loudest = p.obj("max")
+    loudest_store = p.obj("f")
+    p.connect(gss, 0, env)
+    p.connect(env, 0, loudest)
+    p.connect(loudest, 0, loudest, 1)
+    p.connect(loudest, 0, loudest_store, 1)
+    p.connect(start, 0, p.msg("0"))
+    p.connect(len(p.lines) - 1, 0, loudest, 1)
+
+    # after `seconds`: stop, report, DONE
+    end = p.obj(f"delay {seconds * 1000}")
+    p.connect(start, 1, end)
+    report = p.obj("t b b b b b b")
+    p.connect(end, 0, report)
+    p.connect(report, 5, p.msg("stop"))
+    p.connect(len(p.lines) - 1, 0, ticks)
+    p.connect(len(p.lines) - 1, 0, changes)
+    p.connect(report, 4, p.msg("; gss stats"))
+    p.connect(report, 3, late_count)
+    p.connect(late_count, 0, p.obj("print late-ticks"))
+    p.connect(report, 2, worst_store)
+    p.connect(worst_store, 0, p.obj("print worst-excess-ms"))
+    p.connect(report, 1, loudest_store)
+    p.connect(loudest_store, 0, p.obj("print loudest-db"))
+    p.connect(report, 0, p.obj("print DONE"))
+    return p
+
+
+class Reader:
+    """Collects a process's lines with the time each arrived."""
+
+    def __init__(self, stream, echo=None):
+        self.lines = []
+        self.thread = threading.Thread(target=self._read, args=(stream, echo), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream, echo):
+        for line in stream:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+            if echo:
+                echo(line.rstrip("\n"))
+
+    def first(self, prefix):
+        return next((t for t, line in self.lines if line.startswith(prefix)), None)
+
+    def between(self, text, t0, t1):
+        return sum(1 for t, line in self.lines if text in line and t0 <= t <= t1)
+
+
+def thread_table(pid):
+    """[(name, nice, policy, rt priority)] of a running process's threads."""
+    rows = []
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except FileNotFoundError:
+        return rows
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        rows.append((name, int(fields[16]), POLICIES.get(int(fields[38]), fields[38]), int(fields[37])))
+    return rows
+
+
+def stop(process):
+    """End a process we started, by its id: SIGTERM, then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtime=True,
+        threads=None, echo=None, folder=None):
+    """One measured run on a fresh JACK server; returns a dict of figures."""
+    for program in ("jackd", "pd"):
+        if not shutil.which(program):
+            raise Failure(f"{program} is not installed (Debian: apt-get install "
+                          f"{'jackd2' if program == 'jackd' else 'puredata-core'})")
+    folder = Path(folder or tempfile.mkdtemp(prefix="gss-rt-"))
+    patch = realtime_patch(model, pca, seconds, period, generate).write(folder / "realtime.pd")
+    name = f"gss-rt-{os.getpid()}-{period}-{int(generate)}"
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name,
+               TF_CPP_MIN_LOG_LEVEL="2")
+    if threads:
+        env["GANSPACESYNTH_THREADS"] = str(threads)
+    jack_command = ["jackd", "-n", name, "-R" if realtime else "--no-realtime",
+                    "-d", "dummy", "-r", str(RATE), "-p", str(period)]
+    jackd = subprocess.Popen(jack_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=env)
+    pd = None
+    try:
+        jack_lines = Reader(jackd.stdout, echo and (lambda line: echo("jackd: " + line)))
+        deadline = time.monotonic() + 20
+        while not any("server starting" in line for _, line in jack_lines.lines):
+            if jackd.poll() is not None or time.monotonic() > deadline:
+                raise Failure("jackd did not start:\n" + "\n".join(l for _, l in jack_lines.lines[-20:]))
+            time.sleep(0.05)
+        time.sleep(0.5)  # the driver's first cycles
+        pd_command = ["pd", "-jack", "-callback", "-rt" if realtime else "-nrt", "-nogui", "-noprefs",
+                      "-nomidi", "-r", str(RATE), "-stderr", "-path", str(pd_dir), str(patch)]
+        pd = subprocess.Popen(pd_command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=str(folder))
+        pd_lines = Reader(pd.stderr, echo)
+        deadline = time.monotonic() + seconds + 300
+        threads_seen = []
+        while pd_lines.first("DONE") is None:
+            if pd.poll() is not None:
+                raise Failure(f"Pd ended (status {pd.returncode}) before the end of the run:\n"
+                              + "\n".join(l for _, l in pd_lines.lines[-30:]))
+            if time.monotonic() > deadline:
+                raise Failure("Pd did not finish the run in time:\n"
+                              + "\n".join(l for _, l in pd_lines.lines[-30:]))
+            if pd_lines.first("START") is not None and not threads_seen:
+                time.sleep(1)
+                threads_seen = thread_table(pd.pid)
+            time.sleep(0.1)
+        t0, t1 = pd_lines.first("START"), pd_lines.first("DONE")
+        time.sleep(0.2)
+    finally:
+        if pd:
+            stop(pd)
+        stop(jackd)
+    text = [line for _, line in pd_lines.lines]
+
+    def value(prefix):
+        found = [line.split(":", 1)[1].strip() for line in text if line.startswith(prefix + ":")]
+        return found[-1] if found else None
+
+    replies = [line[len("reply: "):] for line in text if line.startswith("reply: ")]
+    errors = [r for r in replies if r.startswith("error")]
+    stats = [r for r in replies if r.startswith("stats")]
+    readies = [float(r.split()[1]) for r in replies if r.startswith("ready")]
+    if errors or not stats:
+        raise Failure(f"Pd reported errors {errors[:5]} or no stats:\n" + "\n".join(text[-30:]))
+    wall_max, wall_mean, silent, swaps, cpu_max, cpu_mean = map(float, stats[-1].split()[1:7])
+    jack_start = "\n".join(line for _, line in jack_lines.lines[:12])
+    return {
+        "period": period, "generate": generate, "seconds": seconds, "model": model,
+        "measured_s": t1 - t0,
+        "jack_xruns": jack_lines.between(JACK_XRUN, t0, t1),
+        "driver_xruns": jack_lines.between(DRIVER_XRUN, t0, t1),
+        "late_ticks": int(float(value("late-ticks") or 0)),
+        "worst_excess_ms": float(value("worst-excess-ms") or 0),
+        "loudest_db": float(value("loudest-db") or 0),
+        "perform_wall_max_us": wall_max, "perform_wall_mean_us": wall_mean,
+        "perform_cpu_max_us": cpu_max, "perform_cpu_mean_us": cpu_mean,
+        "silent_blocks": silent, "swaps": swaps,
+        "generations": max(0, len(readies) - 1),
+        "generation_ms": (sum(readies[1:]) / (len(readies) - 1)) if len(readies) > 1 else None,
+        "jack_realtime": "starting in realtime mode" in jack_start,
+        "threads": threads_seen,
+    }
+
+
+def describe_threads(rows):
+    """Pd's own thread, JACK's threads in Pd and the engine's, in one line."""
+    return "; ".join(f"{name} nice {nice} {policy}{f' {prio}' if prio else ''}"
+                     for name, nice, policy, prio in rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60, help="measured seconds per run (default 60)")
+    parser.add_argument("--periods", type=int, nargs="+", default=[256, 64], help="JACK periods in frames")
+    parser.add_argument("--model", default="default", help="model folder or 'default'")
+    parser.add_argument("--pca", default=None, help="PCA file (default: the model's own)")
+    parser.add_argument("--threads", type=int, default=None, help="GANSPACESYNTH_THREADS for the engine")
+    parser.add_argument("--no-realtime", action="store_true", help="jackd --no-realtime and pd -nrt")
+    parser.add_argument("--verbose", action="store_true", help="echo Pd's output")
+    args = parser.parse_args(argv)
+    try:
+        pd_dir = locate_external(REPO / "build" / "pd-bench")
+    except SetupError as error:
+        sys.exit(str(error))
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+          f"model {args.model}; {args.seconds:g} s per run at {RATE} Hz")
+    header = ("| period | generation | JACK xruns of Pd | driver's own xruns | Pd late ticks "
+              "(worst excess) | perform worst: wall / CPU | generations (mean) | loudest |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for period in args.periods:
+        for generate in (False, True):
+            try:
+                r = run(pd_dir, period=period, seconds=args.seconds, generate=generate, model=args.model,
+                        pca=args.pca, realtime=not args.no_realtime, threads=args.threads,
+                        echo=print if args.verbose else None)
+            except Failure as error:
+                sys.exit(str(error))
+            gen = (f"{r['generations']} ({r['generation_ms']:.0f} ms)" if r["generation_ms"] else "0")
+            rows.append(f"| {period} ({period * 1000 / RATE:.2f} ms) | {'on' if generate else 'off'} | "
+                        f"{r['jack_xruns']} | {r['driver_xruns']} | {r['late_ticks']} "
+                        f"({r['worst_excess_ms']:.1f} ms) | {r['perform_wall_max_us']:.0f} / "
+                        f"{r['perform_cpu_max_us']:.0f} us | {gen} | {r['loudest_db']:.0f} dB |")
+            notes.append(f"period {period}, generation {'on' if generate else 'off'}: jackd real-time "
+                         f"{'yes' if r['jack_realtime'] else 'no'}; threads: {describe_threads(r['threads'])}")
+            print(rows[-1], flush=True)
+    print("\n" + "\n".join(rows))
+    print("\n" + "\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The real-time harness: Pd on a real JACK server, playing while the engine generates.
+
+Runs benchmarks/realtime.py's measurement as a test: its own jackd (dummy
+driver, 48 kHz, 64-frame periods) and ``pd -jack -callback``, a patch that
+plays [ganspacesynth~] for GANSPACESYNTH_RT_SECONDS (default 60) with a
+coefficient changing every 50 ms (generation back to back) and the same
+patch with generation off. It checks behaviour -- the harness runs, the
+counts are reported, Pd plays sound at the outlet, nothing crashes -- and
+prints the figures; whether they are good is the benchmark's business.
+"""
+
+import os
+import shutil
+import sys
+
+import pytest
+
+from pd_helpers import REPO, locate_external
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import realtime  # noqa: E402
+
+pytestmark = [pytest.mark.pd, pytest.mark.slow]
+
+SECONDS = float(os.environ.get("GANSPACESYNTH_RT_SECONDS", "60"))
+
+
+@pytest.fixture(scope="module")
+def pd_dir():
+    if not shutil.which("jackd"):
+        pytest.fail("jackd is not installed: install jackd2 (Debian/Ubuntu: apt-get install jackd2); "
+                    "CI installs it", pytrace=False)
+    return locate_external(REPO / "build" / "pd-tests")
+
+
+@pytest.mark.parametrize("generate", [False, True], ids=["generation-off", "generation-on"])
+def test_pd_plays_on_jack_while_the_engine_generates(pd_dir, tmp_path, generate):
+    try:
+        r = realtime.run(pd_dir, period=64, seconds=SECONDS, generate=generate, folder=tmp_path)
+    except realtime.Failure as error:
+        pytest.fail(str(error), pytrace=False)
+    print(f"\n{SECONDS:g} s at 64-frame periods, generation {'on' if generate else 'off'}: "
+          f"{r['jack_xruns']} JACK xruns of Pd, {r['driver_xruns']} of the dummy driver itself, "
+          f"{r['late_ticks']} late ticks of Pd (worst {r['worst_excess_ms']:.1f} ms late), "
+          f"perform worst {r['perform_wall_max_us']:.0f} us wall / {r['perform_cpu_max_us']:.0f} us CPU, "
+          f"{r['generations']} generations, loudest {r['loudest_db']:.0f} dB; jackd real-time: "
+          f"{r['jack_realtime']}; threads: {realtime.describe_threads(r['threads'])}")
+    for key in ("jack_xruns", "driver_xruns", "late_ticks", "generations"):
+        assert isinstance(r[key], int) and r[key] >= 0, (key, r[key])
+    assert r["loudest_db"] > 40, "no sound at the outlet"
+    assert r["silent_blocks"] == 0  # the clip was there from START on
+    assert 0 < r["perform_cpu_mean_us"] and 0 < r["perform_wall_mean_us"]
+    if generate:
+        assert r["generations"] > 0 and r["swaps"] > 0
+    else:
+        assert r["generations"] == 0 and r["swaps"] == 0
+    # the engine's threads run nicer than Pd's own
+    nices = [nice for name, nice, _, _ in r["threads"] if name.startswith("tf_")]
+    main_nice = r["threads"][0][1]
+    assert nices and all(n == min(19, main_nice + 10) for n in nices), r["threads"]
