@@ -35,6 +35,7 @@ or [tabread4~].
     steps-clear, step C0 C1 ..., interp N, spacing S, trim S, attack S, sustain S, release S
     hallucinate ARRAY  -> progress F ..., written ARRAY N
     stats              -> stats 0 0 0 CLIPS (there is no perform routine to time)
+    threads [N]        -> threads N: TensorFlow's compute threads (before the first load only)
     play, stop, loop, xfade -> error: play the array instead
     anything else      -> error unknown message 'X'
     every problem      -> error TEXT, word by word, starting with the message that
@@ -780,6 +781,16 @@ class ganspacesynth(pyext._class if pyext is not None else object):
 
     def stats_1(self, *args):
         self._guard(lambda: self._reply("stats", 0, 0, 0, self._clips))
+
+    def threads_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
+        def act():
+            if len(args) > 1:
+                raise _Problem("threads: expected nothing or a whole number of threads")
+            count = _number(args[0], "threads") if args else None
+            self._post("threads", lambda instrument: me._later("threads", instrument.set_threads(count)))
+        self._guard(act)
 
     # --- messages: Hallu -----------------------------------------------------------
     def _message_steps_clear(self, *args):

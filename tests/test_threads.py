@@ -189,3 +189,34 @@ def test_threads_message_and_nice_in_pd(pd_dir, tmp_path):
     # the worker plus Python's and TensorFlow's threads
     assert len(busiest) >= 2, busiest
     assert {nice for _, nice in busiest.values()} == {expected}, busiest
+
+
+# --- the pyext fallback -----------------------------------------------------------
+
+@pytest.mark.slow
+def test_pyext_threads_message(monkeypatch):
+    """The pyext class takes `threads` like [ganspacesynth~]: bad counts are
+    error replies, `threads` alone replies the count in effect."""
+    import importlib.util
+
+    import pyext_standin
+
+    pd = pyext_standin.Pd(samplerate=16000)
+    pd.install()
+    try:
+        spec = importlib.util.spec_from_file_location("ganspacesynth_pyext",
+                                                      REPO / "pd_external" / "ganspacesynth_pyext.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        obj = pd.create(module.ganspacesynth, canvas_dir=REPO)
+        obj.message("threads 0")
+        obj.message("threads 1 2")
+        obj.message("threads")
+        # the second is refused on Pd's side at once, the first by the engine
+        errors = sorted(" ".join(r.atoms) for r in obj.wait_for("error", 2, timeout=120))
+        assert errors == ["threads: expected a whole number of threads from 1 to 1024, got 0",
+                          "threads: expected nothing or a whole number of threads"]
+        (reply,) = obj.wait_for("threads", timeout=120)
+        assert int(reply.atoms[0]) >= 1
+    finally:
+        pd.close()
