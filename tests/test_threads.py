@@ -92,6 +92,19 @@ def test_the_count_reaches_tensorflow(explicit, environment, expected):
     assert "cannot change" in report["later"] and "starts again" in report["later"]
 
 
+@pytest.mark.slow
+def test_default_keeps_a_count_given_before():
+    """Other code (training's --threads) that set TensorFlow's count first keeps it."""
+    code = ("import tensorflow as tf; tf.config.threading.set_intra_op_parallelism_threads(3); "
+            "from ganspacesynth.threads import configure_threads; "
+            "print('COUNT', configure_threads(), tf.config.threading.get_intra_op_parallelism_threads())")
+    env = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "COUNT 3 3" in result.stdout
+
+
 # --- in Pd ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ TensorFlow reads these sizes once per process, when it starts its first
 operation. Before that a count takes effect; afterwards asking for a
 different one raises a ``GanspacesynthError`` that says so (the same count is
 fine), and a count that only comes from the default or the environment is
-left as it is.
+left as it is. Nor does a default or environment count replace one already
+given to TensorFlow in this process by other code.
 """
 
 import os
@@ -72,6 +73,8 @@ def configure_threads(threads=None):
     import tensorflow as tf
 
     count, explicit = requested_threads(threads)
+    if not explicit and current_threads():
+        return current_threads()  # someone in this process chose already (e.g. training's --threads)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(count)
         tf.config.threading.set_inter_op_parallelism_threads(1)
