@@ -429,15 +429,21 @@ class Relayout:
         h = max(size[i][1] for i in row)
         total = sum(size[i][0] for i in row) + GAP_X * (len(row) - 1)
         spans = spans_at(y, h)
-        leaves = not any(i in self.has_out for i in row)
+        leaves = [i for i in row if i not in self.has_out]
+        inner = [i for i in row if i in self.has_out]
+        leaves = leaves if sum(size[i][0] + GAP_X for i in inner) < WIDTH - MARGIN else []
         if total > WIDTH - MARGIN and leaves and len(spans) == 1 and want:
-            # a fan-out too wide for a line: a column at the right, each box
-            # entered from the left through its top
-            x = WIDTH - max(size[i][0] for i in row)
-            for i in row:
+            # a fan-out too wide for a line: the boxes that end a chain in a
+            # column at the right, each entered from the left through its
+            # top; below it, the boxes that lead on
+            x = WIDTH - max(size[i][0] for i in leaves)
+            for i in leaves:
                 pos[i] = (x, y)
                 y += size[i][1] + 4
-            return y - 4
+            if not inner:
+                return y - 4
+            return self.put_row_wanted(inner, size, y - 4 + GAP_Y, spans_at, pos, want,
+                                       max(size[i][1] for i in inner))
         if len(spans) == 1 and total <= WIDTH - MARGIN and len(row) > 1:
             trial = {}
             self.put_row_wanted(row, size, y, spans_at, trial, want, h)
