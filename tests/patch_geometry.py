@@ -548,16 +548,15 @@ def canvas_problems(canvas, where, area=None):
 def problems(patch, screen=SCREEN, whole=True):
     """Every reason the patch reads badly, one sentence each.
 
-    whole: every window is checked in full (a help patch). Otherwise (an
-    abstraction's implementation) every window's size, and its panel: the
-    graph-on-parent area, which must have no cord across it and no box over
-    another."""
+    Every window's size, and the panel (the graph-on-parent area of the
+    patch's own window): no cord across it and no box over another; with
+    whole (the default) every window in full besides."""
     out = []
     for canvas in patch.canvases:
         where = f"{patch.path.name}" + ("" if canvas is patch.canvases[0] else f" [pd {canvas.name}]")
         out += window_problems(canvas, where, screen)
         if whole:
             out += canvas_problems(canvas, where)
-        elif canvas is patch.canvases[0] and gop_rect(canvas):
+        if canvas is patch.canvases[0] and gop_rect(canvas):
             out += canvas_problems(canvas, where, gop_rect(canvas))
     return out

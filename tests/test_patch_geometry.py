@@ -2,11 +2,10 @@
 comment over another, no cord across a box or a comment, no window larger
 than the screen (patch_geometry computes what Pd 0.53 draws, from the files).
 
-Help patches are checked in full, every window of them. The abstractions are
-checked as a user meets them: every window's size, and the panel (the
-graph-on-parent area) with no cord across it and nothing over anything else;
-hallu.pd, the tool one opens on its own, in full at its top level. The
-wiring inside the abstractions' implementation windows is not checked.
+Every patch is checked in full, every window of it: the help patches, and
+the abstractions inside, their subpatches too (opened to see how they work,
+they read as well as the help). The panel (the graph-on-parent area) of an
+abstraction must have no cord across it and nothing over anything else.
 
 The checker itself must fail on a patch made to overlap, on a cord across a
 box, and on a window too large.
@@ -39,8 +38,8 @@ def test_help_patch_reads_at_a_glance(path):
 
 
 @pytest.mark.parametrize("path", ABSTRACTIONS, ids=lambda p: p.name)
-def test_abstraction_windows_and_panel(path):
-    assert geometry.problems(geometry.parse(path), whole=False) == []
+def test_abstraction_reads_at_a_glance_inside(path):
+    assert geometry.problems(geometry.parse(path)) == []
 
 
 def test_hallu_tool_has_no_cord_across_its_panel():
