@@ -48,7 +48,8 @@ def _python_prefix():
                           f"({ldlibrary or 'none'}); pyext must link one")
     if not (libdir / ldlibrary).exists():
         raise Unavailable(f"{libdir / ldlibrary} is missing")
-    return Path(sys.prefix), libdir
+    # A virtual environment has no include/ folder: the headers are its base's.
+    return Path(sys.base_prefix), libdir
 
 
 def _key(vendor):
