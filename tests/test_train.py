@@ -280,8 +280,12 @@ def test_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(strai
         np.testing.assert_array_equal(trainer.generator.weights()[name].numpy(), value.numpy())
     run = json.loads((forked / "train" / "run.json").read_text())
     assert run["initialised_from"]["step"] == 13 and run["train"]["generator_learning_rate"] == 1e-4
-    _, trainer = T.train(dataset, forked, overrides=slower, progress_bar=False)
-    assert trainer.done and int(trainer.step.numpy()) == 15
+    # A later schedule change keeps the record of where the run began.
+    _, trainer = T.train(dataset, forked, overrides={**slower, "stage_images": [2] * 12 + [8]},
+                         progress_bar=False)
+    assert trainer.done and int(trainer.step.numpy()) == 16
+    run = json.loads((forked / "train" / "run.json").read_text())
+    assert run["initialised_from"]["step"] == 13 and run["schedule_changes"][0]["at_images"] == 26
     with pytest.raises(T.TrainError, match="no checkpoint there"):
         T.train(dataset, tmp_path / "nothing", overrides=TINY, init_from=tmp_path, progress_bar=False)
 

@@ -345,21 +345,26 @@ def evaluate(model, dataset_dir, clips_per_pitch=16, seed=0, ndb_bins=20, plot=N
 
     say("NDB")
     reference = log_mel_features(waves[rest], model.sample_rate)
+    real_features = log_mel_features(real, model.sample_rate)
+    generated_features = log_mel_features(generated, model.sample_rate)
     bins = min(ndb_bins, len(rest))
-    ndb_result = {"real": ndb(reference, log_mel_features(real, model.sample_rate), bins, seed=seed),
-                  "generated": ndb(reference, log_mel_features(generated, model.sample_rate), bins, seed=seed)}
+    ndb_result = {"real": ndb(reference, real_features, bins, seed=seed),
+                  "generated": ndb(reference, generated_features, bins, seed=seed)}
     timbre = {"real": timbre_summary(real, model.sample_rate),
               "generated": timbre_summary(generated, model.sample_rate)}
     result = Evaluation(str(name), str(dataset_dir), int(seed), int(clips_per_pitch), pitch_rows,
                         ndb_result, timbre)
     if plot:
-        result.plot = str(plot_grid(real, generated, real_pitches, model.sample_rate, plot,
+        result.plot = str(plot_grid(real_features, generated_features, real_pitches, plot,
                                     title=f"{name}: real (left) and generated (right)"))
     return result
 
 
-def plot_grid(real, generated, pitches, sample_rate, path, columns=2, title=None):
-    """For each pitch (up to 13, spread over the range), ``columns`` real and generated log-mel images."""
+def plot_grid(real, generated, pitches, path, columns=2, title=None):
+    """For each pitch (up to 13, spread over the range), ``columns`` real and generated log-mel images.
+
+    ``real`` and ``generated``: the clips' ``log_mel_features`` rows.
+    """
     from .plot import save_figure, subplots
 
     chosen = sorted(set(np.asarray(pitches).tolist()))
@@ -375,8 +380,8 @@ def plot_grid(real, generated, pitches, sample_rate, path, columns=2, title=None
             ax.set_yticks([])
             source = real if col < columns else generated
             if col % columns < len(rows):
-                features = log_mel_features(source[rows[col % columns]][None], sample_rate)
-                ax.imshow(features.reshape(MELS, -1), origin="lower", aspect="auto", cmap="magma")
+                ax.imshow(source[rows[col % columns]].reshape(MELS, -1), origin="lower", aspect="auto",
+                          cmap="magma")
             if col == 0:
                 ax.set_ylabel(str(pitch), rotation=0, labelpad=14, fontsize=8)
             if row == 0:
