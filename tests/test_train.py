@@ -156,6 +156,25 @@ def test_tiny_run_goes_through_every_stage(straight_run, dataset):
     assert np.all(np.isfinite(audio))
 
 
+def test_export_says_which_blocks_training_moved_from_their_initial_weights(straight_run, dataset,
+                                                                           tmp_path):
+    from ganspacesynth.weight_change import initial_generator, kernel_change
+
+    out, path, trainer = straight_run
+    # The trainer's starting weights are rebuilt from its seed alone.
+    start = initial_generator(trainer.model_config, TINY["seed"])
+    assert set(kernel_change(start, TINY["seed"]).values()) == {0.0}
+    assert min(kernel_change(start, TINY["seed"] + 1).values()) > 0.9  # another seed: unrelated
+    change = json.loads((path / "config.json").read_text())["training"]["kernel_change"]
+    assert list(change) == [str(b) for b in range(1, 8)]
+    # Stopped after one step (no EMA, so the export is what the steps made),
+    # only block 1 has trained; blocks 2-7 are still their start.
+    early, _ = T.train(dataset, tmp_path / "early", overrides={**TINY, "ema_decay": 0.0}, steps=1,
+                       progress_bar=False)
+    change = json.loads((early / "config.json").read_text())["training"]["kernel_change"]
+    assert change["1"] > 1e-4 and all(change[str(b)] < 1e-6 for b in range(2, 8)), change
+
+
 def test_stopped_and_resumed_run_ends_like_a_straight_one(straight_run, dataset, tmp_path):
     out, _, straight = straight_run
     resumed_dir = tmp_path / "resumed"

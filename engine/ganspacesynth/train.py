@@ -974,6 +974,7 @@ class Trainer:
     def export(self, path=None, finished=True):
         """Write the EMA generator as a ganspacesynth model folder (replacing an earlier export)."""
         from .checkpoint import write_project_model
+        from .weight_change import kernel_change
 
         if not self.is_chief:
             return None
@@ -994,6 +995,8 @@ class Trainer:
             }
         }
         info["training"]["wall_time_seconds"] = round(float(self.train_seconds.numpy()), 1)
+        # Which blocks training actually reached (see weight_change.py).
+        info["training"]["kernel_change"] = kernel_change(self.ema, self.train_config.seed)
         if self.diverged is not None:
             info["training"]["diverged"] = self.diverged
         if self.command:
