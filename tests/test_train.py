@@ -211,6 +211,34 @@ def test_resumed_run_may_change_only_the_stages_to_come(straight_run, dataset, t
     assert trainer.done and int(trainer.step.numpy()) == 15
     run = json.loads((copy / "train" / "run.json").read_text())
     assert run["schedule_changes"][0]["at_images"] == 26
+    # Learning rates too: not those of stages already trained...
+    past_rate = {**TINY, "stage_images": [2] * 12 + [6], "stage_learning_rates": [1e-4] + [8e-4] * 12}
+    with pytest.raises(T.TrainError, match="learning rates"):
+        T.train(dataset, copy, overrides=past_rate, progress_bar=False)
+    # ... but those of the stage in progress, here extended by two more steps.
+    _, trainer = T.train(dataset, copy, progress_bar=False,
+                         overrides={**TINY, "stage_images": [2] * 12 + [10],
+                                    "stage_learning_rates": [8e-4] * 12 + [1e-4]})
+    assert int(trainer.step.numpy()) == 17
+
+
+def test_stage_learning_rates_set_each_stages_step():
+    config = T.TrainConfig(stage_learning_rates=[8e-4] * 9 + [2e-4] * 4)
+    assert config.learning_rates(8, 7) == (8e-4, 8e-4) and config.learning_rates(9, 7) == (2e-4, 2e-4)
+    assert T.TrainConfig().learning_rates(12, 7) == (8e-4, 8e-4)
+    with pytest.raises(T.TrainError, match="13 stages"):
+        T.TrainConfig(stage_learning_rates=[1e-4] * 3).learning_rates(0, 7)
+
+
+def test_a_stages_learning_rate_is_the_one_its_steps_use(dataset, tmp_path):
+    # One step, no EMA: block 1 moves by about the learning rate.
+    moved = {}
+    for rate in (8e-4, 8e-6):
+        overrides = {**TINY, "ema_decay": 0.0, "stage_learning_rates": [rate] + [8e-4] * 12}
+        path, _ = T.train(dataset, tmp_path / str(rate), overrides=overrides, steps=1,
+                          progress_bar=False)
+        moved[rate] = json.loads((path / "config.json").read_text())["training"]["kernel_change"]["1"]
+    assert moved[8e-6] < moved[8e-4] / 20, moved
 
 
 # --- health: where the penalty is measured, divergence --------------------------

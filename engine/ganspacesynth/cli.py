@@ -327,6 +327,9 @@ def _add_train(sub):
                    help="images per transition stage (default 800000)")
     p.add_argument("--total-images", type=int, help="images in the whole run (default 11000000)")
     p.add_argument("--learning-rate", type=float, help="Adam learning rate of G and D (default 8e-4)")
+    p.add_argument("--stage-learning-rates", metavar="LR,LR,...",
+                   help="Adam learning rate of G and D in each stage (2*R-1 numbers), instead of "
+                        "--learning-rate; cpu-small lowers it for the top stages")
     p.add_argument("--ema-decay", type=float,
                    help="decay of the generator's moving average, the exported weights (default "
                         "0.999, about 1,000 steps; cpu-small 0.995: its short top stages need an "
@@ -387,12 +390,19 @@ def _run_train(args):
         overrides["batch_size_schedule"] = [args.batch_size]
     if args.learning_rate is not None:
         overrides["generator_learning_rate"] = overrides["discriminator_learning_rate"] = args.learning_rate
+        overrides["stage_learning_rates"] = None  # one rate everywhere, whatever the preset says
     if args.stage_images is not None:
         try:
             counts = [int(n) for n in args.stage_images.split(",")]
         except ValueError:
             raise TrainError(f"--stage-images {args.stage_images!r}: expected numbers separated by commas") from None
         overrides["stage_images"] = counts
+    if args.stage_learning_rates is not None:
+        try:
+            overrides["stage_learning_rates"] = [float(r) for r in args.stage_learning_rates.split(",")]
+        except ValueError:
+            raise TrainError(f"--stage-learning-rates {args.stage_learning_rates!r}: expected "
+                             "numbers separated by commas") from None
     command = "ganspacesynth " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     path, trainer = train(args.dataset, args.out_dir, preset=args.preset, settings=settings,
                           overrides=overrides, steps=args.steps, strategy=args.strategy,
