@@ -145,6 +145,22 @@ def test_modes_and_progress(reference_model, reference_pca):
         hallucinate(reference_model, reference_pca, STEPS, mode="w")
 
 
+def test_pitch_per_step_plays_each_steps_points_at_its_pitch(reference_model, reference_pca):
+    pitches = [36, 48, 60]
+    audio, points = hallucinate(reference_model, reference_pca, STEPS, interp_steps=1, spacing=0.3,
+                                attack=0.2, sustain=0.5, release=0.3, mode="z", pitch=pitches, seed=4)
+    # Points: step 0, halfway, step 1, halfway, step 2 -> 36, 36, 48, 48, 60.
+    z = reference_model.random_z(1, seed=4)[0]
+    clips = np.stack([reference_model.synthesize(reference_pca, p, z=z, pitch=q, space="z")
+                      for p, q in zip(points, [36, 36, 48, 48, 60])])
+    expected = stitch(clips, SR, HalluSettings(1, 0.3, 0.0, 0.2, 0.5, 0.3))
+    np.testing.assert_allclose(audio, expected, atol=2e-5)
+    with pytest.raises(GanspacesynthError, match="one pitch per step"):
+        hallucinate(reference_model, reference_pca, STEPS, mode="z", pitch=[36, 48])
+    with pytest.raises(GanspacesynthError, match="z or latent mode"):
+        hallucinate(reference_model, reference_pca, STEPS, pitch=pitches)
+
+
 def test_session_round_trip_renders_identical_audio(tmp_path, reference_model, reference_pca):
     session = HalluSession(model=str(REFERENCE_DIR), pca=str(PCA_PICKLE), steps=STEPS,
                            settings=HalluSettings(interp_steps=1, spacing=0.25), mode="z", pitch=50, seed=3)

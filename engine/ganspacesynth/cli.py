@@ -204,11 +204,21 @@ def _add_hallu(sub):
     p.add_argument("--release", type=float, help="release seconds (default 0.5)")
     p.add_argument("--peak", type=float, help="peak level of the mix, 0..1 (default 0.9)")
     p.add_argument("--mode", choices=["layer", "z", "latent"], help="synthesis space (default layer)")
-    p.add_argument("--pitch", type=int, help="MIDI pitch for the z and latent modes")
+    p.add_argument("--pitch", type=_pitch_list, metavar="P[,P...]",
+                   help="MIDI pitch for the z and latent modes, or one per step (a melody)")
     p.add_argument("--seed", type=int, help="seed of z in z mode (default 0)")
     _add_output_options(p)
     p.add_argument("--save-session", metavar="JSON", help="also write the session to this file")
     p.set_defaults(run=_run_hallu)
+
+
+def _pitch_list(text):
+    """``--pitch 60`` or ``--pitch 60,64,67`` (one per step)."""
+    try:
+        pitches = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a MIDI pitch, or pitches separated by commas")
+    return pitches[0] if len(pitches) == 1 else pitches
 
 
 def _add_output_options(p):

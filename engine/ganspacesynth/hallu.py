@@ -29,12 +29,15 @@ Modes (see ``pca.py`` for the synthesis formula): ``layer`` (the paper's: z
 and pitch have no effect), ``z`` (the edit is added to the activation of one
 latent vector ``z``, drawn from ``seed`` unless given, at ``pitch``) and
 ``latent`` (pitch-preserving latent directions, around ``z`` or the centre).
+In the z and latent modes ``pitch`` may also be a list with one MIDI pitch
+per step: a step's notes and the points leading from it to the next step are
+played at its pitch, so a composition can be a melody as well as a path.
 """
 
 import dataclasses
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 
@@ -94,6 +97,22 @@ def interpolate_steps(steps, interp_steps: int) -> np.ndarray:
             points.append(a + (b - a) * (j / (interp_steps + 1)))
     points.append(steps[-1])
     return np.array(points, dtype=np.float32)
+
+
+def point_pitches(pitch, n_steps: int, interp_steps: int):
+    """The pitch of every point: one for all, or each step's for its own points (a list)."""
+    if pitch is None or np.ndim(pitch) == 0:
+        return pitch
+    pitches = list(pitch)
+    if len(pitches) != n_steps:
+        raise GanspacesynthError(f"{len(pitches)} pitches for {n_steps} steps: give one pitch per "
+                                 "step, or a single pitch")
+    try:
+        pitches = [int(p) for p in pitches]
+    except (TypeError, ValueError):
+        raise GanspacesynthError(f"pitches must be MIDI numbers, got {pitch!r}") from None
+    points = [p for p in pitches[:-1] for _ in range(interp_steps + 1)]
+    return np.array(points + pitches[-1:])
 
 
 def _steps_array(steps) -> np.ndarray:
@@ -156,8 +175,13 @@ def hallucinate(model, pca, steps, interp_steps=1, spacing=0.2, start_trim=0.0, 
         raise GanspacesynthError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     points = interpolate_steps(steps, int(interp_steps))
     kwargs = {"space": mode}
+    pitches = None
     if mode in ("z", "latent"):
         kwargs["pitch"] = model.default_pitch if pitch is None else pitch
+        pitches = point_pitches(kwargs["pitch"], len(steps), int(interp_steps))
+    elif pitch is not None and np.ndim(pitch) != 0:
+        raise GanspacesynthError("pitches per step need the z or latent mode: in layer mode the "
+                                 "pitch is part of the activation the directions move")
     if mode == "z" and z is None:
         z = model.random_z(1, seed=seed)[0]
     # Only what the notes keep is generated: a 1.5 s note needs the first
@@ -166,6 +190,8 @@ def hallucinate(model, pca, steps, interp_steps=1, spacing=0.2, start_trim=0.0, 
     clips = []
     for start in range(0, len(points), batch_size):
         batch = points[start:start + batch_size]
+        if pitches is not None and np.ndim(pitches) == 1:
+            kwargs["pitch"] = pitches[start:start + batch_size]
         if z is not None:
             kwargs["z"] = np.repeat(np.reshape(np.asarray(z, np.float32), (1, -1)), len(batch), axis=0)
         clips.append(model.synthesize(pca, batch, **kwargs))
@@ -186,7 +212,7 @@ class HalluSession:
     steps: List[List[float]]
     settings: HalluSettings = dataclasses.field(default_factory=HalluSettings)
     mode: str = "layer"
-    pitch: Optional[int] = None
+    pitch: Optional[Union[int, List[int]]] = None  # one for all steps, or one per step
     seed: int = 0
     base_dir: Optional[Path] = dataclasses.field(default=None, compare=False, repr=False)
 
