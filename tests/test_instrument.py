@@ -103,3 +103,58 @@ def test_a_model_brings_its_own_pca(tmp_path):
     assert i.load(folder, "none")[0] == 0
     (folder / DEFAULT_PCA_FILE).unlink()
     assert i.load(folder)[0] == 0                                  # no file: no PCA, no error
+
+
+def test_knob_sets_a_named_coefficient(tmp_path, reference_dir):
+    from named_pca import NAMES, write_named_pca
+
+    instrument = Instrument()
+    instrument.load(reference_dir, "none")
+    with pytest.raises(GanspacesynthError, match="^knob: no PCA loaded"):
+        instrument.set_knob("loudness", 1)
+    instrument.load_pca(reference_dir / "pca_conv0.pickle")
+    assert instrument.component_names() == []
+    with pytest.raises(GanspacesynthError, match="^knob: the PCA's components have no names"):
+        instrument.set_knob("loudness", 1)
+    instrument.load_pca(write_named_pca(tmp_path / "named.npz"))
+    assert instrument.component_names() == NAMES
+    instrument.set_knob("noisiness", 1.5)
+    assert list(instrument.coefficients) == [0, 0, 1.5]
+    with pytest.raises(GanspacesynthError, match="^knob: no component is called 'colour'; the names are "
+                                                 "brightness loudness noisiness pitch-salience$"):
+        instrument.set_knob("colour", 1)
+    with pytest.raises(GanspacesynthError, match="^knob loudness: nan is not a finite number"):
+        instrument.set_knob("loudness", float("nan"))
+    assert list(instrument.coefficients) == [0, 0, 1.5]
+
+
+def test_find_makes_the_found_point_current(tmp_path, reference_dir, reference_model):
+    import soundfile
+
+    from ganspacesynth.invert import audio_distance
+    from named_pca import write_named_pca
+
+    target = reference_model.generate(reference_model.random_z(1, seed=11), 50)[0]
+    soundfile.write(tmp_path / "t.wav", target, 16000)
+    instrument = Instrument()
+    instrument.load(reference_dir, str(write_named_pca(tmp_path / "named.npz")))
+    instrument.set_coefficients([3.0])
+    with pytest.raises(GanspacesynthError, match="^find: .*nothing.wav: cannot read"):
+        instrument.find(tmp_path / "nothing.wav")
+    with pytest.raises(GanspacesynthError, match="^find: -1 steps is outside"):
+        instrument.find(tmp_path / "t.wav", steps=-1)
+    assert list(instrument.coefficients) == [3.0] and instrument.pitch == reference_model.default_pitch
+    fractions = []
+    distance, pitch, coefficients = instrument.find(tmp_path / "t.wav", steps=2, layer_steps=2,
+                                                    progress=fractions.append)
+    assert fractions[-1] == 1.0 and pitch == instrument.pitch and coefficients.shape == (4,)
+    assert np.array_equal(instrument.coefficients, coefficients) and np.any(coefficients != 0)
+    assert distance == pytest.approx(audio_distance(instrument.generate(), target), rel=1e-4)
+    instrument.set_mode("latent")       # the fixture's PCA has no latent directions: refused at once
+    with pytest.raises(GanspacesynthError, match="^find: .*has no latent directions"):
+        instrument.find(tmp_path / "t.wav", steps=2)
+    instrument.set_mode("z")
+    distance, pitch, coefficients = instrument.find(tmp_path / "t.wav", steps=2, layer_steps=0)
+    assert np.abs(coefficients).max() < 1e-4   # z and pitch alone are the found point
+    assert distance == pytest.approx(audio_distance(reference_model.generate(instrument.z, pitch), target),
+                                     rel=1e-3)

@@ -37,6 +37,11 @@ HALLU_SETTINGS = {
     "release": ("release", 0.5),
 }
 MAX_INTERP_STEPS = 32
+# `find`'s search, kept small so that it ends in seconds on a small model (see ``find``).
+FIND_STEPS = 20         # Adam steps on z
+FIND_LAYER_STEPS = 20   # then on the PCA's layer itself
+FIND_STARTS = 2         # random z tried per pitch label before the steps
+MAX_FIND_STEPS = 100000
 NO_PCA = "none"     # load MODEL none: the model without its own PCA
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
 
@@ -233,6 +238,28 @@ class Instrument:
             self.coefficients = np.concatenate([self.coefficients, np.zeros(index + 1 - self.coefficients.size)])
         self.coefficients[index] = value
 
+    def component_names(self):
+        """The loaded PCA's component names, or [] (no PCA, or a PCA without names)."""
+        if self.pca is None or self.pca.names is None:
+            return []
+        return list(self.pca.names)
+
+    def set_knob(self, name, value):
+        """Set the coefficient of the component called ``name`` (as ``set_coefficient``)."""
+        name = str(name)
+        value = _finite(value, f"knob {name}")
+        if self.pca is None:
+            raise GanspacesynthError(f"knob: no PCA loaded, so no component is called {name!r} "
+                                     "(send 'pca FILE' with a file of named directions)")
+        names = self.component_names()
+        if not names:
+            raise GanspacesynthError(f"knob: the PCA's components have no names (use 'coeff I V', "
+                                     f"or a file made by 'ganspacesynth directions')")
+        if name not in names:
+            raise GanspacesynthError(f"knob: no component is called {name!r}; the names are "
+                                     f"{' '.join(names)}")
+        self.set_coefficient(names.index(name), value)
+
     def set_z(self, values):
         model = self._need_model("z")
         vector = _vector(values, "z")
@@ -303,6 +330,19 @@ class Instrument:
         out[:vector.size] = vector
         return out
 
+    def _clip(self, model):
+        """The current settings' clip at the model's rate."""
+        if self.mode == "z" and self.pca is None:
+            clip = model.generate(self.z[np.newaxis], self.pitch)[0]
+        else:
+            pca = self._need_pca("generate")
+            coefficients = self._padded(self.coefficients, "generate")
+            if self.mode == "layer":
+                clip = model.synthesize(pca, coefficients, space="layer")
+            else:
+                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
+        return np.asarray(clip, dtype=np.float32).reshape(-1)
+
     def generate(self, sample_rate=None):
         """One clip (1-D float32) for the current settings, at ``sample_rate`` (default: the model's)."""
         try:
@@ -313,16 +353,7 @@ class Instrument:
     def _generate(self, sample_rate):
         model = self._need_model("generate")
         _test_delay()
-        if self.mode == "z" and self.pca is None:
-            clip = model.generate(self.z[np.newaxis], self.pitch)[0]
-        else:
-            pca = self._need_pca("generate")
-            coefficients = self._padded(self.coefficients, "generate")
-            if self.mode == "layer":
-                clip = model.synthesize(pca, coefficients, space="layer")
-            else:
-                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
-        clip = np.asarray(clip, dtype=np.float32).reshape(-1)
+        clip = self._clip(model)
         return resample(clip, model.sample_rate, sample_rate or model.sample_rate)
 
     def hallucinate(self, sample_rate=None, progress=None):
@@ -352,3 +383,66 @@ class Instrument:
                                      progress=progress, **kwargs)
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         return resample(audio, model.sample_rate, sample_rate or model.sample_rate)
+
+    # --- find this sound ----------------------------------------------------
+    def find(self, path, steps=None, layer_steps=None, progress=None):
+        """Search for the point whose clip sounds most like the audio file ``path`` (its first
+        clip length; ``ganspacesynth.invert``) and make it the current one.
+
+        ``steps`` Adam steps on z (default ``FIND_STEPS``), then ``layer_steps`` on the PCA's
+        layer (default ``FIND_LAYER_STEPS``; 0 keeps what z gives). Afterwards z and pitch are
+        the found ones and the coefficients those of the found point in the current mode:
+        ``layer``, its least-squares coordinates in the PCA (what the PCA's span can play of
+        it); ``z``, the refinement's edit to z's own activation (zeros without layer steps);
+        ``latent``, zeros (z itself is the found point). Without a PCA only mode ``z`` can play
+        it (z and pitch alone). ``progress`` is called with the fraction done; an exception it
+        raises stops the search and changes nothing.
+
+        Returns (distance, pitch, coefficients): the spectral distance between the file and
+        what the instrument now plays (``invert.audio_distance``), and the coefficients set.
+        On any error nothing changes.
+        """
+        try:
+            return self._find(path, steps, layer_steps, progress)
+        except GanspacesynthError as error:
+            raise _prefixed("find", error) from None
+
+    def _find(self, path, steps, layer_steps, progress):
+        from .invert import audio_distance, invert, read_target
+
+        model = self._need_model("find")
+        path = str(path)
+        if not path:
+            raise GanspacesynthError("find: expected an audio file")
+        steps = FIND_STEPS if steps is None else _whole(steps, "find steps")
+        layer_steps = FIND_LAYER_STEPS if layer_steps is None else _whole(layer_steps, "find layer steps")
+        for what, value in (("steps", steps), ("layer steps", layer_steps)):
+            if not 0 <= value <= MAX_FIND_STEPS:
+                raise GanspacesynthError(f"find: {value} {what} is outside 0..{MAX_FIND_STEPS}")
+        pca = self.pca
+        if pca is None and self.mode != "z":
+            self._need_pca("find")
+        if pca is not None:
+            pca.check_model(model)
+            if self.mode == "latent":
+                pca.latent_offset(np.zeros(pca.n_components))  # no latent directions: say so now
+        target = read_target(model, path)       # an unreadable or silent file stops here
+        found = invert(model, target, starts=FIND_STARTS, keep=1, steps=steps, layer_steps=layer_steps,
+                       layer=pca.layer if pca is not None else "conv0", progress=progress)
+        coefficients = np.zeros(0)
+        if pca is not None:
+            if self.mode == "latent":
+                coefficients = np.zeros(pca.n_components)
+            else:
+                coefficients = np.asarray(found.coefficients(pca)[self.mode], dtype=np.float64)
+        before = (self.z, self.pitch, self.coefficients)
+        self.z = np.asarray(found.z, dtype=np.float32)
+        self.pitch = int(found.pitch)
+        if pca is not None:
+            self.coefficients = coefficients
+        try:
+            distance = audio_distance(self._clip(model), target)
+        except BaseException:
+            self.z, self.pitch, self.coefficients = before
+            raise
+        return float(distance), self.pitch, coefficients

@@ -1,0 +1,19 @@
+"""A PCA file with component names for the tests of `knob` and `names`: the reference
+fixture's conv0 PCA cut to its first four components, named as ``ganspacesynth directions``
+names its descriptors (computing real named directions takes minutes; these only need names)."""
+
+from pathlib import Path
+
+REFERENCE_PCA = Path(__file__).parent / "data" / "gansynth-reference" / "pca_conv0.pickle"
+NAMES = ["brightness", "loudness", "noisiness", "pitch-salience"]
+
+
+def write_named_pca(path):
+    """Write the named PCA to ``path`` (.npz); returns the path."""
+    from ganspacesynth.pca import PCA, load_pca
+
+    pca = load_pca(REFERENCE_PCA)
+    n = len(NAMES)
+    named = PCA(pca.layer, pca.components[:n], pca.stdev[:n], pca.explained_variance_ratio[:n], pca.mean,
+                estimator=pca.estimator, n_samples=pca.n_samples, model_id=pca.model_id, names=NAMES)
+    return named.save(Path(path))
