@@ -22,10 +22,15 @@ cannot make a signal: clips go into Pd arrays, to be played with [tabplay~]
 or [tabread4~].
 
     load MODEL [PCA]   -> loading, then loaded N_COMPONENTS SAMPLERATE LENGTH; without PCA
-                       the model folder's own pca.npz when it has one, 'none': no PCA
-    pca FILE           -> loaded N_COMPONENTS SAMPLERATE LENGTH
+                       the model folder's own pca.npz when it has one, 'none': no PCA;
+                       then names NAME0 NAME1 ... when the PCA's components have names
+    pca FILE           -> loaded N_COMPONENTS SAMPLERATE LENGTH [, names ...]
     unload
     coeffs C0 C1 ...   coeff I V   coeffs-array ARRAY
+    knob NAME V        the coefficient of the component called NAME
+    find FILE [STEPS [LAYER_STEPS]]
+                       -> progress F ..., found DISTANCE PITCH C0 C1 ...: the point that
+                       sounds most like FILE becomes the current z, pitch and coefficients
     z-random [SEED]    z-array ARRAY   pitch P   mode layer|z|latent
     generate, bang     -> ready MS (a clip at Pd's sample rate)
     auto 0|1           generate after every change of coefficients, z, pitch or mode
@@ -182,7 +187,8 @@ def _numbers(values, what):
 # Names the engine puts in front of its errors that are not messages of this
 # object: replaced by the message that caused the error.
 _ENGINE_WORDS = ("z", "z-random", "coeffs", "coeff", "pitch", "mode", "generate", "pca", "load",
-                 "hallucinate")
+                 "hallucinate", "knob", "find")
+MAX_FIND_STEPS = 100000
 
 
 def _naming(message, text):
@@ -665,7 +671,14 @@ class ganspacesynth(pyext._class if pyext is not None else object):
         def run(instrument):
             me._later("loading")
             me._later("loaded", *instrument.load(model, pca))
+            me._later_names(instrument)
         self._post("load", run)
+
+    def _later_names(self, instrument):
+        """Worker side: after 'loaded', 'names ...' when the PCA's components have names."""
+        names = instrument.component_names()
+        if names:
+            self._later("names", *names)
 
     def pca_1(self, *args):
         me = self._me       # jobs hold the object weakly (see _Worker)
@@ -674,7 +687,11 @@ class ganspacesynth(pyext._class if pyext is not None else object):
             if len(args) != 1 or not isinstance(args[0], pyext.Symbol):
                 raise _Problem("pca: expected a PCA file")
             path = self._resolve(args[0])
-            self._post("pca", lambda instrument: me._later("loaded", *instrument.load_pca(path)))
+
+            def run(instrument):
+                me._later("loaded", *instrument.load_pca(path))
+                me._later_names(instrument)
+            self._post("pca", run)
         self._guard(act)
 
     def unload_1(self, *args):
@@ -693,6 +710,37 @@ class ganspacesynth(pyext._class if pyext is not None else object):
                 raise _Problem("coeff: expected an index and a value")
             index, value = _number(args[0], "coeff"), _number(args[1], "coeff")
             self._post("coeff", lambda i: i.set_coefficient(index, value), change=True)
+        self._guard(act)
+
+    def knob_1(self, *args):
+        def act():
+            if len(args) != 2 or not isinstance(args[0], pyext.Symbol):
+                raise _Problem("knob: expected a component's name and a value")
+            name, value = _text(args[0]), _number(args[1], "knob")
+            self._post("knob", lambda i: i.set_knob(name, value), change=True)
+        self._guard(act)
+
+    def find_1(self, *args):
+        me = self._me       # jobs hold the object weakly (see _Worker)
+
+        def act():
+            if not 1 <= len(args) <= 3 or not isinstance(args[0], pyext.Symbol):
+                raise _Problem("find: expected an audio file, and optionally the steps on z and on "
+                               "the layer")
+            steps = []
+            for what, value in zip(("steps", "layer steps"), args[1:]):
+                if isinstance(value, pyext.Symbol) or value == PYEXT_NAN or not (
+                        0 <= value <= MAX_FIND_STEPS and value == int(value)):
+                    raise _Problem(f"find: the {what} must be a whole number from 0 to {MAX_FIND_STEPS}")
+                steps.append(int(value))
+            steps += [None] * (2 - len(steps))
+            path = self._resolve(args[0])
+
+            def run(instrument):
+                distance, pitch, coefficients = instrument.find(path, steps[0], steps[1],
+                                                                lambda f: me._progress(f))
+                me._later("found", float(distance), int(pitch), *[float(c) for c in coefficients])
+            self._post("find", run, change=True)
         self._guard(act)
 
     def _message_coeffs_array(self, *args):

@@ -557,3 +557,61 @@ def test_results_reach_pd_on_its_own_thread(pd, gss):
     obj.instance = None
     gc.collect()
     assert instance() is None, gc.get_referrers(instance())
+
+
+def test_knob_names_and_find(pd, gss, tmp_path, reference_model):
+    """As [ganspacesynth~]: 'names ...' after 'loaded' for a PCA with names, 'knob NAME V'
+    as 'coeff I V', 'find FILE STEPS LAYER_STEPS' -> progress, found; mistakes are errors."""
+    import soundfile
+
+    from ganspacesynth.invert import audio_distance
+    from ganspacesynth.pca import load_pca
+    from named_pca import NAMES, write_named_pca
+
+    named = write_named_pca(tmp_path / "named.npz")
+    obj = new(pd, gss, "ganspacesynth", MODEL, str(named))
+    obj.wait_for("names", timeout=TIMEOUT)
+    assert [r.selector for r in obj.outputs[:3]] == ["loading", "loaded", "names"]
+    assert obj.replies("loaded")[0].atoms == [4, 16000, 64000] and obj.replies("names")[0].atoms == NAMES
+    pd.array("snd", 10)
+    obj.message("knob noisiness 1.5")
+    obj.message("generate")
+    obj.wait_for("ready", timeout=TIMEOUT)
+    obj.message("write snd")
+    expected = reference_model.synthesize(load_pca(named), [0, 0, 1.5])
+    assert relative_error(pd.read_array("snd"), np.reshape(expected, -1)) < 1e-5
+
+    obj.message("knob colour 1")
+    assert wait_for_error(obj)[0] == ("knob: no component is called 'colour'; the names are "
+                                      + " ".join(NAMES))
+    obj.message("knob 3 1")
+    obj.message("find")
+    obj.message("find x.wav -1")
+    obj.send(1, "knob", "loudness", float("nan"))
+    found = errors(obj)[1:]
+    assert found[0] == "knob: expected a component's name and a value"
+    assert found[1].startswith("find: expected an audio file")
+    assert found[2].startswith("find: the steps must be a whole number")
+    assert found[3].startswith("knob: got NaN")
+    obj.message(f"find {tmp_path / 'nothing.wav'}")
+    assert "cannot read" in wait_for_error(obj, 6)[5]
+    obj.message(f"pca {PCA}")
+    obj.wait_for("loaded", 2, timeout=TIMEOUT)
+    obj.message("knob loudness 1")
+    assert wait_for_error(obj, 7)[6].startswith("knob: the PCA's components have no names")
+    assert len(obj.replies("names")) == 1       # an unnamed PCA brings no 'names'
+
+    target = reference_model.generate(reference_model.random_z(1, seed=11), 50)[0]
+    soundfile.write(tmp_path / "target.wav", target, 16000)
+    obj.message("mode z")
+    obj.message(f"find {tmp_path / 'target.wav'} 2 0")
+    reply = obj.wait_for("found", timeout=TIMEOUT)[0]
+    distance, pitch = reply.atoms[:2]
+    assert len(reply.atoms) == 2 + N_COMPONENTS and pitch in reference_model.pitches
+    progress = [r.atoms[0] for r in obj.replies("progress")]
+    assert progress and progress[-1] == 1.0 and progress == sorted(progress)
+    obj.message("generate")
+    obj.wait_for("ready", 2, timeout=TIMEOUT)
+    obj.message("write snd")
+    assert audio_distance(pd.read_array("snd"), target) == pytest.approx(distance, rel=1e-3)
+    assert len(errors(obj)) == 7
