@@ -275,3 +275,49 @@ def test_pca_with_fewer_components_than_sliders(pd_dir, tmp_path, reference_mode
     audio, _ = ganspacesynth.hallucinate(reference_model, pca, [padded(s[:8], 8) for s in steps])
     expected = resample(audio, reference_model.sample_rate, PD_RATE)
     assert relative_error(read_wav(tmp_path / "eight.wav"), expected) < TOLERANCE
+
+
+def test_step_editor_labels_sliders_with_names(pd_dir, tmp_path):
+    """'names N0 N1 ...' puts the names on the first sliders and the numbers back on the
+    rest (the sliders' labels, as Pd saves them: the editor's insides, copied into a
+    subpatch of a saved patch)."""
+    body = (HALLU / "hallu-step-editor.pd").read_text().split("\n", 1)[1].rstrip("\n")
+    path = tmp_path / "editor.pd"
+    path.write_text("#N canvas 0 50 900 700 12;\n#X obj 10 10 r editor-test;\n"
+                    f"#N canvas 0 50 1024 554 ed 0;\n{body}\n#X restore 10 40 pd ed;\n#X connect 0 0 1 0;\n")
+    code, stderr = run_pd(path, pd_dir, extra=["-send", "editor-test names " + " ".join("abcdefghijklmnopqrs"),
+                                               "-send", "editor-test names brightness loudness",
+                                               "-send", "pd-editor.pd menusave", "-send", "pd quit"],
+                          timeout=120)
+    assert code == 0 and problems(stderr) == [], stderr
+    labels = [line.split()[13:16] for line in path.read_text().splitlines() if " hsl " in line]
+    assert labels == [["brightness", "3", "8"], ["loudness", "3", "8"]] + [[str(i), "-22", "8"]
+                                                                          for i in range(2, 16)]
+
+
+def test_hallu_names_and_find(pd_dir, tmp_path):
+    """With a PCA that has names [hallu] passes 'names' to its sliders; 'find FILE' ends with
+    'found' and the found point as a new step (here: z mode, so zero coefficients, and the
+    found pitch in the panel)."""
+    import soundfile
+
+    from ganspacesynth import load_model
+    from named_pca import NAMES, write_named_pca
+
+    model = load_model("default")
+    write_named_pca(tmp_path / "named.npz", "default")
+    target = model.generate(model.random_z(1, seed=11), model.pitches[3])[0]
+    soundfile.write(tmp_path / "target.wav", target, model.sample_rate)
+    patch = hallu_harness(tmp_path / "find.pd", [("names", "find target.wav 2 0"),
+                                                 ("found", "save-session s.txt"), ("saved-session", None)])
+    code, stderr = run(patch, pd_dir, "hallu-test load default named.npz", "hallu-test step 1 2 3",
+                       "hallu-test mode z", timeout=1800)
+    events = printed(stderr, "hallu")
+    assert code == 0, stderr[-3000:]
+    assert [e for e in events if e.startswith("error")] == [], stderr[-3000:]
+    assert "names " + " ".join(NAMES) in events
+    found = [e.split() for e in events if e.startswith("found")]
+    assert len(found) == 1 and len(found[0]) == 3 + len(NAMES), events
+    assert any(e.startswith("progress") for e in events)
+    steps = [line for line in (tmp_path / "s.txt").read_text().split(";\n") if line.startswith("step")]
+    assert steps == ["step 1 2 3" + " 0" * 13, "step" + " 0" * 16], steps
