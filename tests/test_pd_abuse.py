@@ -16,12 +16,13 @@ arrive. A second run does the same under AddressSanitizer.
 import os
 import random
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from pd_helpers import REPO, Patch, cmake_build, locate_external, printed, run_pd
+from pd_helpers import EXTERNAL, REPO, Patch, cmake_build, locate_external, printed, run_pd
 
 pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
@@ -210,12 +211,13 @@ def asan_pd_dir():
     return cmake_build(REPO / "build" / "pd-tests-asan", "-DGSS_SANITIZE=address")
 
 
-def libasan():
-    gcc = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True)
+def sanitizer_runtime(name):
+    """The path of gcc's libasan.so / libtsan.so, for LD_PRELOAD into an uninstrumented pd."""
+    gcc = subprocess.run(["gcc", f"-print-file-name=lib{name}.so"], capture_output=True, text=True)
     path = gcc.stdout.strip()
     if not path or not os.path.isabs(path) or not Path(path).exists():
-        pytest.fail("libasan.so not found (install gcc's AddressSanitizer runtime, e.g. libasan8)",
-                    pytrace=False)
+        pytest.fail(f"lib{name}.so not found (install gcc's sanitizer runtime, e.g. lib{name}8 or "
+                    f"lib{name}2)", pytrace=False)
     return str(Path(path).resolve())
 
 
@@ -223,13 +225,58 @@ def test_abuse_under_address_sanitizer(asan_pd_dir, tmp_path):
     # An uninstrumented pd needs the ASan runtime first in line. TensorFlow and
     # CPython allocate in ways ASan's leak checker and mismatch checks do not
     # understand; what matters here is our code's use of memory.
-    env = {"LD_PRELOAD": libasan(),
+    env = {"LD_PRELOAD": sanitizer_runtime("asan"),
            "ASAN_OPTIONS": "detect_leaks=0:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:"
                            "detect_odr_violation=0:abort_on_error=0:exitcode=99"}
     steps, n_messages = abuse_script(seed=7, n_messages=1000)
     code, stderr = run_pd(abuse_patch(tmp_path, steps), asan_pd_dir, env=env, timeout=500)
     assert "ERROR: AddressSanitizer" not in stderr, stderr[stderr.find("ERROR: AddressSanitizer"):][:6000]
     print("final object:", check_run(code, stderr, n_messages))
+
+
+STANDIN = REPO / "tests" / "native" / "engine_standin.c"
+
+
+@pytest.fixture(scope="session")
+def tsan_pd_dir(tmp_path_factory):
+    """The external built with -fsanitize=thread, beside a stand-in engine: the C
+    ABI of the bridge without Python (tests/native/engine_standin.c). CPython and
+    TensorFlow take many minutes to start under ThreadSanitizer's interceptors,
+    and the threads to watch are the external's own: Pd's, the perform
+    routine's and the worker's."""
+    built = cmake_build(REPO / "build" / "pd-tests-tsan", "-DGSS_SANITIZE=thread")
+    folder = tmp_path_factory.mktemp("tsan-pd")
+    shutil.copy(built / EXTERNAL, folder / EXTERNAL)
+    bridge = "libganspacesynth_bridge." + ("dylib" if EXTERNAL.endswith("darwin") else "so")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    subprocess.run([compiler, "-std=gnu11", "-O1", "-g", "-Wall", "-Werror", "-shared", "-fPIC",
+                    "-fsanitize=thread", "-I", str(REPO / "bridge"), str(STANDIN),
+                    "-o", str(folder / bridge), "-lm", "-lpthread"], check=True)
+    return folder
+
+
+def test_abuse_under_thread_sanitizer(tsan_pd_dir, tmp_path):
+    """Hand-off, playback, request coalescing, unloading and deletion while
+    generating, from Pd's thread, the perform routine and the worker, with
+    ThreadSanitizer watching: no data race, no lock misused."""
+    env = {"LD_PRELOAD": sanitizer_runtime("tsan"), "GSS_STANDIN_MS": "3",
+           # Reports go to files of their own: Pd's stderr is the test's evidence.
+           "TSAN_OPTIONS": f"log_path={tmp_path / 'tsan'} halt_on_error=0 report_signal_unsafe=0"}
+    steps, n_messages = abuse_script(seed=8, n_messages=3000)
+    code, stderr = run_pd(abuse_patch(tmp_path, steps), tsan_pd_dir, env=env, timeout=600)
+    reports = "".join(path.read_text() for path in sorted(tmp_path.glob("tsan*")))
+    assert "ThreadSanitizer" not in reports, reports[:8000]
+    print("final object:", check_run(code, stderr, n_messages))
+
+
+def test_thread_sanitizer_reports_reach_the_test(tsan_pd_dir, tmp_path):
+    """The check above is not vacuous: a race put in on purpose is reported."""
+    env = {"LD_PRELOAD": sanitizer_runtime("tsan"), "GSS_STANDIN_MS": "3", "GSS_STANDIN_RACE": "1",
+           "TSAN_OPTIONS": f"log_path={tmp_path / 'tsan'} halt_on_error=0 report_signal_unsafe=0"}
+    steps, _ = abuse_script(seed=9, n_messages=100)
+    run_pd(abuse_patch(tmp_path, steps), tsan_pd_dir, env=env, timeout=600)
+    reports = "".join(path.read_text() for path in sorted(tmp_path.glob("tsan*")))
+    assert "WARNING: ThreadSanitizer: data race" in reports and "race_on_purpose" in reports
 
 
 def wall_clock_wait(patch, ms):
