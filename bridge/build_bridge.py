@@ -217,6 +217,25 @@ def gss_set_coeff(engine, index, value):
 
 
 @ffi.def_extern()
+def gss_set_knob(engine, name, value):
+    return _call(engine, lambda i: i.set_knob(_text(name), value))
+
+
+def _copy_text(text, buffer, size):
+    data = text.encode("utf-8", "replace")
+    if buffer != ffi.NULL and size > 0:
+        n = min(len(data), size - 1)
+        ffi.memmove(buffer, data[:n], n)
+        buffer[n] = b"\0"
+    return len(data)
+
+
+@ffi.def_extern()
+def gss_component_names(engine, buffer, size):
+    return _call(engine, lambda i: _copy_text(" ".join(i.component_names()), buffer, size))
+
+
+@ffi.def_extern()
 def gss_set_z(engine, values, count):
     return _call(engine, lambda i: i.set_z(_floats(values, count)))
 
@@ -268,6 +287,24 @@ def gss_hallucinate(engine, sample_rate, progress, userdata):
 
 
 @ffi.def_extern()
+def gss_find(engine, path, steps, layer_steps, progress, userdata):
+    import numpy as np
+
+    def report(fraction):
+        if progress != ffi.NULL and progress(userdata, float(fraction)):
+            raise _Cancelled()
+
+    def work(instrument):
+        distance, pitch, coefficients = instrument.find(_text(path), None if steps < 0 else steps,
+                                                        None if layer_steps < 0 else layer_steps, report)
+        values = np.concatenate([[distance, pitch], coefficients]).astype(np.float32)
+        return _store(engine, values)
+
+    _results.pop(engine, None)
+    return _call(engine, work)
+
+
+@ffi.def_extern()
 def gss_read(engine, out, count):
     clip = _results.get(engine)
     if clip is None or out == ffi.NULL or count <= 0:
@@ -279,12 +316,7 @@ def gss_read(engine, out, count):
 
 @ffi.def_extern()
 def gss_last_error(engine, buffer, size):
-    text = _errors.get(engine, "").encode("utf-8", "replace")
-    if buffer != ffi.NULL and size > 0:
-        n = min(len(text), size - 1)
-        ffi.memmove(buffer, text[:n], n)
-        buffer[n] = b"\0"
-    return len(text)
+    return _copy_text(_errors.get(engine, ""), buffer, size)
 '''
 
 

@@ -38,8 +38,8 @@ extern "C" {
    embedding API: keep them plain C, one declaration per line. */
 /* gss-api-begin */
 
-/* Called by gss_hallucinate with the fraction done (0..1); return nonzero
-   to abandon the composition (gss_hallucinate then returns GSS_CANCELLED). */
+/* Called by gss_hallucinate and gss_find with the fraction done (0..1);
+   return nonzero to abandon the work (the call then returns GSS_CANCELLED). */
 typedef int (*gss_progress_fn)(void *userdata, float fraction);
 
 /* A new engine handle (> 0), or 0 if the engine could not start (Python
@@ -66,6 +66,13 @@ int gss_set_threads(int engine, int threads);
 /* Coefficients for components 0..count-1 (the rest are 0). */
 int gss_set_coeffs(int engine, const float *values, int count);
 int gss_set_coeff(int engine, int index, float value);
+/* The coefficient of the component called name (as gss_set_coeff): an error
+   without a PCA, when its components have no names, or for an unknown name. */
+int gss_set_knob(int engine, const char *name, float value);
+/* The loaded PCA's component names, separated by single spaces (a name has
+   none), copied as gss_last_error copies; returns the full length in bytes,
+   0 without a PCA or when its components have no names. */
+int gss_component_names(int engine, char *buffer, int size);
 int gss_set_z(int engine, const float *values, int count);
 /* A random z from seed (seed < 0: a fresh, unseeded one). */
 int gss_random_z(int engine, int seed);
@@ -83,7 +90,16 @@ int gss_set_hallu(int engine, const char *name, float value);
    gss_read(), or an error. */
 int gss_generate(int engine, double sample_rate);
 int gss_hallucinate(int engine, double sample_rate, gss_progress_fn progress, void *userdata);
-/* Copy up to count samples of the last result into out; return how many. */
+/* Find this sound: search for the point whose clip is nearest the audio
+   file's first clip length (steps Adam steps on z, then layer_steps on the
+   PCA's layer; < 0: the engine's small defaults) and make its z, pitch and
+   coefficients (in the current mode) the current ones; nothing changes on
+   failure. Returns the number of values waiting for gss_read(): the
+   spectral distance of what now plays to the file, the pitch, then one
+   coefficient per component (none without a PCA). */
+int gss_find(int engine, const char *path, int steps, int layer_steps, gss_progress_fn progress, void *userdata);
+/* Copy up to count values of the last result (a clip, or gss_find's values)
+   into out; return how many. */
 int gss_read(int engine, float *out, int count);
 
 /* Copy the last error message (NUL-terminated, truncated to size) and

@@ -70,6 +70,8 @@ static struct {
     int (*set_threads)(int, int);
     int (*set_coeffs)(int, const float *, int);
     int (*set_coeff)(int, int, float);
+    int (*set_knob)(int, const char *, float);
+    int (*component_names)(int, char *, int);
     int (*set_z)(int, const float *, int);
     int (*random_z)(int, int);
     int (*set_pitch)(int, float);
@@ -79,6 +81,7 @@ static struct {
     int (*set_hallu)(int, const char *, float);
     int (*generate)(int, double);
     int (*hallucinate)(int, double, gss_progress_fn, void *);
+    int (*find)(int, const char *, int, int, gss_progress_fn, void *);
     int (*read)(int, float *, int);
     int (*last_error)(int, char *, int);
 } bridge;
@@ -130,6 +133,7 @@ static void bridge_load(void)
     GET(create, "gss_create") GET(destroy, "gss_destroy") GET(load, "gss_load")
     GET(load_pca, "gss_load_pca") GET(unload, "gss_unload") GET(info, "gss_info")
     GET(set_threads, "gss_set_threads") GET(set_coeffs, "gss_set_coeffs") GET(set_coeff, "gss_set_coeff")
+    GET(set_knob, "gss_set_knob") GET(component_names, "gss_component_names") GET(find, "gss_find")
     GET(set_z, "gss_set_z") GET(random_z, "gss_random_z") GET(set_pitch, "gss_set_pitch")
     GET(set_mode, "gss_set_mode") GET(clear_steps, "gss_clear_steps")
     GET(add_step, "gss_add_step") GET(set_hallu, "gss_set_hallu")
@@ -143,28 +147,32 @@ static void bridge_load(void)
 
 typedef enum {
     J_LOAD, J_PCA, J_UNLOAD, J_COEFFS, J_COEFF, J_Z, J_ZRANDOM, J_PITCH, J_MODE,
-    J_GENERATE, J_STEPS_CLEAR, J_STEP, J_HALLU_SET, J_HALLUCINATE, J_THREADS
+    J_GENERATE, J_STEPS_CLEAR, J_STEP, J_HALLU_SET, J_HALLUCINATE, J_THREADS, J_KNOB, J_FIND
 } job_kind;
 
 typedef struct job {
     struct job *next;
     job_kind kind;
-    char *text, *text2;     /* paths, mode, setting name */
+    char *text, *text2;     /* paths, mode, setting name, knob name */
     float *values;          /* coefficients, z, a step */
-    int count;
-    float number;           /* coeff value, pitch, seed, setting value */
-    int index;
+    int count;              /* of values; find's layer steps */
+    float number;           /* coeff or knob value, pitch, seed, setting value */
+    int index;              /* coeff index, seed, threads; find's steps */
     double sample_rate;
     t_symbol *array;        /* only compared and handed back, never gensym'd here */
 } job;
 
-typedef enum { R_LOADING, R_LOADED, R_READY, R_PROGRESS, R_HALLU, R_ERROR, R_THREADS } reply_kind;
+typedef enum {
+    R_LOADING, R_LOADED, R_READY, R_PROGRESS, R_HALLU, R_ERROR, R_THREADS, R_NAMES, R_FOUND
+} reply_kind;
 
 typedef struct reply {
     struct reply *next;
     reply_kind kind;
-    char *text;
+    char *text;             /* an error; the component names */
     float numbers[3];
+    float *values;          /* find's: distance, pitch, coefficients */
+    int count;
     gss_clip *clip;
     t_symbol *array;
 } reply;
@@ -198,6 +206,7 @@ static void reply_free(reply *r)
     if (!r)
         return;
     free(r->text);
+    free(r->values);
     gss_clip_free(r->clip);
     free(r);
 }
@@ -378,13 +387,44 @@ static int progress_callback(void *userdata, float fraction)
     return atomic_load(&sh->cancel) || atomic_load(&quitting);
 }
 
+/* `loaded N SR LENGTH`, then `names ...` when the PCA's components have names */
 static void post_loaded(shared *sh, int engine)
 {
-    int n = 0, sr = 0, length = 0;
+    int n = 0, sr = 0, length = 0, size;
+    reply *r;
     if (bridge.info(engine, &n, &sr, &length) < 0)
+    {
         post_engine_error(sh, engine);
-    else
-        post_simple(sh, R_LOADED, n, sr, length);
+        return;
+    }
+    post_simple(sh, R_LOADED, n, sr, length);
+    if ((size = bridge.component_names(engine, NULL, 0)) < 0)
+        post_engine_error(sh, engine);
+    else if (size > 0 && (r = reply_new(R_NAMES)))
+    {
+        if (!(r->text = malloc(size + 1)))
+        {
+            reply_free(r);
+            post_error(sh, "out of memory for the component names");
+            return;
+        }
+        bridge.component_names(engine, r->text, size + 1);
+        post_reply(sh, r);
+    }
+}
+
+/* `found DISTANCE PITCH C0 C1 ...` from gss_find's count values */
+static void post_found(shared *sh, int engine, int count)
+{
+    reply *r = reply_new(R_FOUND);
+    if (!r || !(r->values = malloc((count > 0 ? count : 1) * sizeof(float))))
+    {
+        reply_free(r);
+        post_error(sh, "find: out of memory for the result");
+        return;
+    }
+    r->count = bridge.read(engine, r->values, count);
+    post_reply(sh, r);
 }
 
 /* the result of gss_generate / gss_hallucinate, copied into a new clip */
@@ -421,6 +461,7 @@ static int run_job(shared *sh, int engine, job *j)
     case J_UNLOAD: rc = bridge.unload(engine); break;
     case J_COEFFS: rc = bridge.set_coeffs(engine, j->values, j->count); break;
     case J_COEFF: rc = bridge.set_coeff(engine, j->index, j->number); break;
+    case J_KNOB: rc = bridge.set_knob(engine, j->text, j->number); break;
     case J_Z: rc = bridge.set_z(engine, j->values, j->count); break;
     case J_ZRANDOM: rc = bridge.random_z(engine, j->index); break;
     case J_PITCH: rc = bridge.set_pitch(engine, j->number); break;
@@ -428,6 +469,10 @@ static int run_job(shared *sh, int engine, job *j)
     case J_STEPS_CLEAR: rc = bridge.clear_steps(engine); break;
     case J_STEP: rc = bridge.add_step(engine, j->values, j->count); break;
     case J_HALLU_SET: rc = bridge.set_hallu(engine, j->text, j->number); break;
+    case J_FIND:
+        if ((rc = bridge.find(engine, j->text, j->index, j->count, progress_callback, sh)) >= 0)
+            post_found(sh, engine, rc);
+        break;
     case J_THREADS:
         if ((rc = bridge.set_threads(engine, j->index)) >= 0)
             post_simple(sh, R_THREADS, rc, 0, 0);
@@ -533,7 +578,7 @@ static void *worker_main(void *arg)
             if (!engine)
                 post_error(sh, "%s", start_error);
             else if (run_job(sh, engine, j) >= 0)
-                fresh |= j->kind == J_LOAD || j->kind == J_PCA
+                fresh |= j->kind == J_LOAD || j->kind == J_PCA || j->kind == J_FIND
                     || ((j->kind == J_GENERATE || j->kind == J_HALLUCINATE) && !generated++);
                 /* keep the guard in front of the destructors they registered */
             if (fresh)
@@ -635,7 +680,7 @@ static const char *kind_name(job_kind kind)
 {
     static const char *names[] = {"load", "pca", "unload", "coeffs", "coeff", "z-array",
         "z-random", "pitch", "mode", "generate", "steps-clear", "step", "hallu setting",
-        "hallucinate", "threads"};
+        "hallucinate", "threads", "knob", "find"};
     return names[kind];
 }
 
@@ -814,6 +859,21 @@ static void deliver(t_ganspacesynth *x, reply *r)
     case R_THREADS:
         SETFLOAT(&a[0], r->numbers[0]);
         outlet_anything(x->replies, gensym("threads"), 1, a);
+        break;
+    case R_NAMES:
+        reply_words(x, "names", r->text ? r->text : "");
+        break;
+    case R_FOUND:
+        {
+            t_atom *atoms = getbytes((r->count > 0 ? r->count : 1) * sizeof(t_atom));
+            int i;
+            if (!atoms)
+                break;
+            for (i = 0; i < r->count; i++)
+                SETFLOAT(&atoms[i], r->values[i]);
+            outlet_anything(x->replies, gensym("found"), r->count, atoms);
+            freebytes(atoms, (r->count > 0 ? r->count : 1) * sizeof(t_atom));
+        }
         break;
     }
 }
@@ -1097,6 +1157,61 @@ static void ganspacesynth_coeff(t_ganspacesynth *x, t_symbol *s, int argc, t_ato
         return;
     j->index = (int)atom_getfloat(&argv[0]);
     j->number = atom_getfloat(&argv[1]);
+    post_change(x, j);
+}
+
+/* `knob NAME VALUE`: the coefficient of the component called NAME; the
+   engine checks the name (and lists the names there are) */
+static void ganspacesynth_knob(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    job *j;
+    if (argc != 2 || argv[0].a_type != A_SYMBOL || argv[1].a_type != A_FLOAT)
+    {
+        reply_error(x, "knob: expected a component's name and a value");
+        return;
+    }
+    if (!(j = job_new(x, J_KNOB)))
+        return;
+    if (!(j->text = strdup(argv[0].a_w.w_symbol->s_name)))
+    {
+        job_free(j);
+        reply_error(x, "knob: out of memory");
+        return;
+    }
+    j->number = atom_getfloat(&argv[1]);
+    post_change(x, j);
+}
+
+#define MAX_FIND_STEPS 100000
+
+/* `find FILE [STEPS [LAYER_STEPS]]`: search on the worker for the point that
+   sounds most like FILE and make it the current one (`progress F`, then
+   `found DISTANCE PITCH C0 C1 ...`) */
+static void ganspacesynth_find(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    int steps[2] = {-1, -1}, i;
+    job *j;
+    if (argc < 1 || argc > 3 || argv[0].a_type != A_SYMBOL)
+    {
+        reply_error(x, "find: expected an audio file, and optionally the steps on z and on the layer");
+        return;
+    }
+    for (i = 1; i < argc; i++)
+    {
+        t_float n = argv[i].a_type == A_FLOAT ? argv[i].a_w.w_float : -1;
+        if (!(n >= 0 && n <= MAX_FIND_STEPS && n == floorf(n)))
+        {
+            reply_error(x, "find: the %s must be a whole number from 0 to %d",
+                i == 1 ? "steps" : "layer steps", MAX_FIND_STEPS);
+            return;
+        }
+        steps[i - 1] = (int)n;
+    }
+    if (!(j = job_new(x, J_FIND)))
+        return;
+    j->text = resolve_path(x, argv[0].a_w.w_symbol);
+    j->index = steps[0];
+    j->count = steps[1];
     post_change(x, j);
 }
 
@@ -1441,6 +1556,8 @@ void ganspacesynth_tilde_setup(void)
     class_addmethod(c, (t_method)ganspacesynth_unload, gensym("unload"), 0);
     class_addmethod(c, (t_method)ganspacesynth_coeffs, gensym("coeffs"), A_GIMME, 0);
     class_addmethod(c, (t_method)ganspacesynth_coeff, gensym("coeff"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_knob, gensym("knob"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_find, gensym("find"), A_GIMME, 0);
     class_addmethod(c, (t_method)ganspacesynth_coeffs_array, gensym("coeffs-array"), A_GIMME, 0);
     class_addmethod(c, (t_method)ganspacesynth_z_random, gensym("z-random"), A_GIMME, 0);
     class_addmethod(c, (t_method)ganspacesynth_z_array, gensym("z-array"), A_GIMME, 0);
