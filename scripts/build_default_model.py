@@ -202,28 +202,49 @@ def main():
     subprocess.run(train_command(work / "dataset", work / "run", args.threads), check=True,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(ROOT / "engine"), os.environ.get("PYTHONPATH")]))})
-    model = work / "run" / "model"
-    info = json.loads((model / "config.json").read_text())["training"]
+    if args.install:
+        install(work / "run" / "model", work)
+    else:
+        report(work / "run" / "model")
+
+
+def report(model: Path):
+    """What the run says about itself, and how far each block moved from its initial weights."""
+    config = json.loads((model / "config.json").read_text())
+    info = config["training"]
     print(f"trained: {info['images_seen']} images in {info['wall_time_seconds']:.0f} s, "
           f"final losses {info['final_losses']}")
-    if args.install:
-        target = ROOT / "engine" / "ganspacesynth" / "models" / "default"
-        target.mkdir(parents=True, exist_ok=True)
-        for old in ("config.json", "weights"):
-            path = target / old
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        # The command names this machine's folders; the package should not.
-        config = json.loads((model / "config.json").read_text())
-        command = config["training"].get("command")
-        if command:
-            config["training"]["command"] = command.replace(str(work), "WORK")
-        (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        shutil.copytree(model / "weights", target / "weights")
-        print(f"installed into {target}")
-        ship(model, work / "dataset", work, target)
+    if "kernel_change" not in info:  # exported by a trainer older than the measure
+        import ganspacesynth
+        from ganspacesynth.weight_change import kernel_change
+
+        loaded = ganspacesynth.load_model(model)
+        info["kernel_change"] = kernel_change(loaded.generator, info["settings"]["seed"])
+        (model / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    print("share of each block's kernels that is not a multiple of their initial value: "
+          + ", ".join(f"block {b} {v:.3f}" for b, v in info["kernel_change"].items()))
+
+
+def install(model: Path, work: Path):
+    """Copy a trained model into the package, then give it its PCA and measure it."""
+    report(model)
+    target = ROOT / "engine" / "ganspacesynth" / "models" / "default"
+    target.mkdir(parents=True, exist_ok=True)
+    for old in ("config.json", "weights"):
+        path = target / old
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    # The command names this machine's folders; the package should not.
+    config = json.loads((model / "config.json").read_text())
+    command = config["training"].get("command")
+    if command:
+        config["training"]["command"] = command.replace(str(work), "WORK")
+    (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    shutil.copytree(model / "weights", target / "weights")
+    print(f"installed into {target}")
+    ship(model, work / "dataset", work, target)
 
 
 if __name__ == "__main__":
