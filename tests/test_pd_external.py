@@ -354,3 +354,94 @@ def test_load_default_brings_its_pca(pd_dir, tmp_path):
     assert len(read_wav(tmp_path / "own.wav")) == 4 * PD_RATE
     errors = [r for r in replies if r.startswith("error")]
     assert len(errors) == 1 and "generate: no PCA loaded" in errors[0], replies
+
+
+def error_counter(patch, gss, n, done):
+    """Bang `done` after the n-th `error` reply of gss."""
+    errors = patch.obj("route error")
+    patch.connect(gss, 1, errors)
+    patch.connect(counter(patch, errors, 0, n), 0, done)
+
+
+def test_knob_names_and_find(pd_dir, tmp_path):
+    """Named directions and 'find this sound' in Pd, on the default model: `loaded` is
+    followed by `names ...` when the PCA's components have names; `knob NAME V` is
+    `coeff I V` for the component called NAME; `find FILE STEPS LAYER_STEPS` answers
+    `progress F` and `found DISTANCE PITCH C0 ...` and leaves the object playing the found
+    point; each mistake is an error that changes nothing. Pd runs at the model's rate, so
+    that the clips it writes are the engine's own, unresampled."""
+    import soundfile
+
+    from ganspacesynth import load_model
+    from ganspacesynth.invert import audio_distance
+    from ganspacesynth.pca import load_pca
+    from named_pca import NAMES, write_named_pca
+
+    model = load_model("default")
+    named = write_named_pca(tmp_path / "named.npz", "default")
+    pitch = model.pitches[len(model.pitches) // 2]
+    target = model.generate(model.random_z(1, seed=11), pitch)[0]
+    soundfile.write(tmp_path / "target.wav", target, model.sample_rate)
+    patch = Patch()
+    done = quit_after(patch, 3)
+    generating_object(patch, f"load default {named}, knob brightness 1.5, generate",
+                      tmp_path / "knob.wav", done)
+    # z mode, no layer steps: z and pitch alone are the found point (the quickest search)
+    generating_object(patch, f"load default {named}, mode z, find target.wav 2 0, generate",
+                      tmp_path / "found.wav", done)
+    mistakes = [
+        ("load default none", None),
+        ("knob loudness 1", "knob: no PCA loaded"),
+        ("pca default", None),
+        ("knob loudness 1", "knob: the PCA's components have no names"),
+        (f"pca {named}", None),
+        ("knob colour 1", "knob: no component is called 'colour'; the names are " + " ".join(NAMES)),
+        ("knob 3 1", "knob: expected a component's name and a value"),
+        ("find", "find: expected an audio file"),
+        ("find target.wav -1", "find: the steps must be a whole number from 0 to"),
+        ("find nothing.wav", "find: "),
+    ]
+    load = patch.obj("loadbang")
+    messages = patch.msg(", ".join(message for message, _ in mistakes))
+    gss = patch.obj("ganspacesynth~")
+    patch.connect(gss, 1, patch.obj("print mistakes"))
+    patch.chain(load, messages, gss)
+    expected = [text for _, text in mistakes if text]
+    error_counter(patch, gss, len(expected), done)
+    code, stderr = run_pd(patch.write(tmp_path / "named.pd"), pd_dir, timeout=1800,
+                          extra=["-r", str(model.sample_rate)])
+    assert code == 0, stderr[-3000:]
+    replies = printed(stderr, "reply")
+    assert not [r for r in replies if r.startswith("error")], replies
+    assert replies.count("loaded 4 16000 64000") == 2 and replies.count("names " + " ".join(NAMES)) == 2, replies
+
+    def clip(name):
+        audio, rate = soundfile.read(str(tmp_path / name), dtype="float32")
+        assert rate == model.sample_rate
+        return audio
+
+    # knob brightness 1.5 is coeff 0 1.5
+    expected_clip = model.synthesize(load_pca(named), [1.5], space="layer")
+    assert relative_error(clip("knob.wav"), expected_clip) <= TOLERANCE
+
+    progress = [float(r.split()[1]) for r in replies if r.startswith("progress")]
+    assert progress and progress[-1] == 1.0 and progress == sorted(progress), replies
+    found = [r.split()[1:] for r in replies if r.startswith("found")]
+    assert len(found) == 1 and len(found[0]) == 2 + len(NAMES), replies
+    distance, found_pitch = float(found[0][0]), int(found[0][1])
+    assert found_pitch in model.pitches and np.abs(np.array(found[0][2:], float)).max() < 1e-3
+    # what the object now plays is the found point: its distance to the target is the reply's,
+    # and nearer than the clip it played before (z of seed 0 at the default pitch)
+    played = clip("found.wav")
+    before = model.generate(model.random_z(1, seed=0), model.default_pitch)[0]
+    print(f"find: distance {distance:.3f} at pitch {found_pitch} (the target's pitch {pitch}; the clip "
+          f"before: {audio_distance(before, target):.3f})")
+    # (the reply has Pd's 6 digits, and TensorFlow differs a little from run to run)
+    assert audio_distance(played, target) == pytest.approx(distance, rel=5e-3)
+    assert distance < audio_distance(before, target)
+
+    errors = [r[len("error "):] for r in printed(stderr, "mistakes") if r.startswith("error")]
+    assert len(errors) == len(expected), errors
+    for want in expected:
+        assert [got for got in errors if got.startswith(want)], f"no error reply says {want!r}: {errors}"
+    assert "cannot read" in errors[-1] and "nothing.wav" in errors[-1]
