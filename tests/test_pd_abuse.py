@@ -262,7 +262,7 @@ def test_abuse_under_thread_sanitizer(tsan_pd_dir, tmp_path):
     env = {"LD_PRELOAD": sanitizer_runtime("tsan"), "GSS_STANDIN_MS": "3",
            # Reports go to files of their own: Pd's stderr is the test's evidence.
            "TSAN_OPTIONS": f"log_path={tmp_path / 'tsan'} halt_on_error=0 report_signal_unsafe=0"}
-    steps, n_messages = abuse_script(seed=8, n_messages=3000)
+    steps, n_messages = abuse_script(seed=8, n_messages=1500)
     code, stderr = run_pd(abuse_patch(tmp_path, steps), tsan_pd_dir, env=env, timeout=600)
     reports = "".join(path.read_text() for path in sorted(tmp_path.glob("tsan*")))
     assert "ThreadSanitizer" not in reports, reports[:8000]
