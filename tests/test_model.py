@@ -200,6 +200,29 @@ def test_convert_round_trip(tmp_path, reference_model, reference):
     assert main(["convert", str(REFERENCE_DIR), str(out)]) == 2
 
 
+
+def test_pitch_label_gain_scales_the_one_hot_beside_z(tmp_path, reference_model, reference):
+    """A model trained with pitch_label_gain g sees g * one-hot wherever it generates; Magenta's are 1."""
+    import json
+
+    import tensorflow as tf
+    from ganspacesynth.cli import main
+
+    assert reference_model.config.pitch_label_gain == 1.0
+    out = tmp_path / "gained"
+    assert main(["convert", str(REFERENCE_DIR), str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    config["model"]["pitch_label_gain"] = 3.0
+    (out / "config.json").write_text(json.dumps(config))
+    gained = ganspacesynth.load_model(out)
+    assert gained.config.pitch_label_gain == 3.0
+    z = tf.constant(reference["z"], tf.float32)
+    one_hot = tf.one_hot([0] * len(reference["z"]), reference_model.config.num_pitches)
+    np.testing.assert_array_equal(gained.generator.input_layer(z, one_hot).numpy(),
+                                  reference_model.generator.input_layer(z, 3.0 * one_hot).numpy())
+    assert not np.allclose(gained.generate_specgrams(reference["z"], reference["midi"]),
+                           reference_model.generate_specgrams(reference["z"], reference["midi"]))
+
 # --- bad input -----------------------------------------------------------------
 
 def _copy_reference(tmp_path):

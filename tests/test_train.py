@@ -91,7 +91,7 @@ def test_schedule_matches_tfgan_progress():
 def test_settings_precedence_and_errors():
     model, train = T.make_configs("cpu-small", {"train": {"seed": 5}, "fmap_max": 16},
                                   {"fmap_max": 8, "batch_size_schedule": [4]})
-    assert model == {"fmap_base": 1024, "fmap_max": 8}
+    assert model == {"fmap_base": 1024, "fmap_max": 8, "pitch_label_gain": 48.0}
     assert train.seed == 5 and train.batch_size_schedule == [4]
     assert len(train.stage_images) == 13
     # Stable/transition counts replace a preset's per-stage list.

@@ -329,6 +329,9 @@ def _add_train(sub):
     p.add_argument("--fmap-base", type=int, help="filters: min(fmap_base / 2**block, fmap_max)")
     p.add_argument("--fmap-max", type=int, help="maximum filters per conv")
     p.add_argument("--latent-size", type=int, help="length of z (default 256)")
+    p.add_argument("--pitch-label-gain", type=float,
+                   help="scale of the one-hot pitch beside z (default 1, Magenta's; cpu-small 48: "
+                        "a small, short run learns the pitch only when the label outweighs z)")
     p.add_argument("--batch-size", type=int, help="batch size at every resolution (default 8)")
     p.add_argument("--stage-images", metavar="N[,N...]",
                    help="images per stage: one number for every stage, or 2*R-1 numbers")
@@ -339,7 +342,7 @@ def _add_train(sub):
     p.add_argument("--learning-rate", type=float, help="Adam learning rate of G and D (default 8e-4)")
     p.add_argument("--stage-learning-rates", metavar="LR,LR,...",
                    help="Adam learning rate of G and D in each stage (2*R-1 numbers), instead of "
-                        "--learning-rate; cpu-small lowers it for the top stages")
+                        "--learning-rate, e.g. lower for the top stages")
     p.add_argument("--ema-decay", type=float,
                    help="decay of the generator's moving average, the exported weights (default "
                         "0.999, about 1,000 steps; cpu-small 0.995: its short top stages need an "
@@ -390,7 +393,8 @@ def _run_train(args):
             raise TrainError(f"{args.config}: cannot read settings ({error})") from None
     overrides = {}
     for flag, key in (("fmap_base", "fmap_base"), ("fmap_max", "fmap_max"),
-                      ("latent_size", "latent_size"), ("stable_images", "stable_stage_images"),
+                      ("latent_size", "latent_size"), ("pitch_label_gain", "pitch_label_gain"),
+                      ("stable_images", "stable_stage_images"),
                       ("transition_images", "transition_stage_images"),
                       ("total_images", "total_images"), ("seed", "seed"),
                       ("ema_decay", "ema_decay"), ("gradient_penalty", "gradient_penalty_space")):

@@ -34,6 +34,12 @@ class ModelConfig:
     mag_normalizer_b: float = 0.113718730221
     p_normalizer_a: float = 0.8
     p_normalizer_b: float = 0.0
+    # The one-hot pitch is multiplied by this before it joins z (Magenta: 1).
+    # After the input's pixel norm a label of 1 is one entry among 256 of
+    # noise, and a small model on a CPU budget never learns to pick it out:
+    # its clips ignore the pitch. 48 gives the label about 90% of the input's
+    # energy (48**2 / (48**2 + 256)); see the cpu-small preset in train.py.
+    pitch_label_gain: float = 1.0
 
     # Keys of Magenta's experiment.json that this class reads.
     _EXPERIMENT_KEYS = ("latent_vector_size", "start_height", "start_width", "kernel_size",

@@ -143,6 +143,8 @@ class Generator(tf.Module):
 
     def input_layer(self, z, one_hot):
         """z and one-hot pitch to the 1x1 input that block 1's VALID conv expects, padded."""
+        if self.config.pitch_label_gain != 1.0:
+            one_hot = one_hot * self.config.pitch_label_gain
         x = tf.concat([z, one_hot], axis=1)[:, tf.newaxis, tf.newaxis, :]
         x = pixel_norm(x)
         pad_h, pad_w = self.config.start_height - 1, self.config.start_width - 1

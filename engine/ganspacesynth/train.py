@@ -106,7 +106,9 @@ class TrainConfig:
     # Optional Adam learning rate of G and D per stage (2 * num_resolutions
     # - 1 numbers): overrides the two above. The critic of a small model
     # pulls ahead of the generator a little more at every resolution; a
-    # lower rate at the top stages keeps it in reach (see the cpu-small preset).
+    # lower rate at the top stages keeps it in reach, though one too low
+    # leaves the top blocks near their random start (2e-4 did, on the
+    # default model's notes).
     stage_learning_rates: Optional[List[float]] = None
     adam_beta1: float = 0.0
     adam_beta2: float = 0.99
@@ -178,7 +180,11 @@ PRESETS = {
     # TrainConfig), so that their exported weights end far from their
     # initial values.
     "cpu-small": {
-        "model": {"fmap_base": 1024, "fmap_max": 32},
+        # pitch_label_gain 48: with Magenta's 1 the clips of this small model
+        # ignored their pitch label (no harmonic comb after 5,500 steps at
+        # 16x128; the critic's lead 7.6) where 48 drew combs at the label's
+        # spacing (lead 2.0), in runs on the default model's notes.
+        "model": {"fmap_base": 1024, "fmap_max": 32, "pitch_label_gain": 48.0},
         "train": {"batch_size_schedule": [8],
                   "stage_images": [40000, 20000, 30000, 15000, 20000, 16000, 16000,
                                    12000, 12000, 8000, 12800, 4800, 9600],
@@ -660,7 +666,7 @@ class Trainer:
         """Refuse to resume a run with other settings, except for stages still to come."""
         path = self.out_dir / TRAIN_DIR / RUN_FILE
         description = self.run_description()
-        self._stored_ends = None
+        self._stored_plan = None
         if path.is_file():
             stored = json.loads(path.read_text())
             differences = []
@@ -677,9 +683,9 @@ class Trainer:
             if differences:
                 raise TrainError(f"{self.out_dir} holds a run with other settings ({'; '.join(differences)}); "
                                  "resume it with the same settings or train into a new folder")
-            old_ends = self._stage_plan(TrainConfig(**stored["train"]))
-            if old_ends != self._stage_plan(self.train_config):
-                self._stored_ends = old_ends
+            old_plan = self._stage_plan(TrainConfig(**stored["train"]))
+            if old_plan != self._stage_plan(self.train_config):
+                self._stored_plan = old_plan
                 self._stored_description = stored
         elif self.is_chief:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -693,7 +699,7 @@ class Trainer:
 
     def _accept_schedule_change(self):
         """A new schedule may change the stage in progress and later ones, not those already trained."""
-        old_plan, new_plan = self._stored_ends, self._stage_plan(self.train_config)
+        old_plan, new_plan = self._stored_plan, self._stage_plan(self.train_config)
         old, new = [p[0] for p in old_plan], [p[0] for p in new_plan]
         images = int(self.images_seen.numpy())
         stage = next((k for k, end in enumerate(old) if images < end), len(old) - 1)
@@ -723,7 +729,7 @@ class Trainer:
             log.info("resumed from %s at step %d", latest, int(self.step.numpy()))
         elif self.init_from is not None:
             self._start_from(self.init_from)
-        if self._stored_ends is not None:
+        if self._stored_plan is not None:
             self._accept_schedule_change()
         return latest
 
