@@ -9,6 +9,9 @@ The public API, in the order a script meets it::
     pca = gss.compute_pca(model, layer="conv0")
     clip = model.synthesize(pca, [1.0, -0.5])  # GANSpace edit: one formula, see pca.py
     mix, points = gss.hallucinate(model, pca, [[1, 0], [-1, 1]], interp_steps=8)
+    named = gss.compute_directions(model, ["brightness", "loudness"])   # a PCA with names
+    found = gss.invert_file(model, "note.wav")  # the point that sounds most like a recording
+    result = gss.evaluate(model, "dataset/")     # pitch, NDB, spectra against real clips
 
 Names are resolved lazily so that ``ganspacesynth --help`` and light tools do
 not pay for importing TensorFlow.
@@ -38,6 +41,11 @@ _EXPORTS = {
     "compute_pca": "pca",
     "load_pca": "pca",
     "PCA": "pca",
+    "compute_directions": "directions",
+    "invert": "invert",
+    "invert_file": "invert",
+    "evaluate": "evaluate",
+    "train": "train",
     "hallucinate": "hallu",
     "HalluSession": "hallu",
     "GanspacesynthError": "errors",
