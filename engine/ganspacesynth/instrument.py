@@ -172,6 +172,7 @@ class Instrument:
         self.model, self.model_name, self.pca = model, model_path, pca
         self.z = model.random_z(1, seed=0)[0]
         self.pitch = model.default_pitch
+        self._prepare()
         return self.info()
 
     def set_threads(self, threads=None):
@@ -205,6 +206,7 @@ class Instrument:
         if not str(path):
             raise GanspacesynthError("pca: expected a PCA file")
         self.pca = self._read_pca(model, path)
+        self._prepare()
         return self.info()
 
     def unload(self):
@@ -293,7 +295,35 @@ class Instrument:
         mode = str(mode)
         if mode not in MODES:
             raise GanspacesynthError(f"mode: unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+        changed = mode != self.mode
         self.mode = mode
+        if changed and self.model is not None:
+            self._prepare()
+
+    def _prepare(self):
+        """Compile, and run once, the graphs that ``generate`` uses in the current mode,
+        so that the first clip after ``load``, ``pca`` or ``mode`` costs what every later
+        one does.
+
+        TensorFlow traces a graph at its first use: a second or two of CPU for
+        the default model, which became the first preview's wait after a load.
+        On a busy machine, with the host's worker running nicer than the rest,
+        that was tens of seconds with nothing shown; the load, which says
+        "loading", is where the wait belongs. The graphs are traced for any batch
+        size, so ``hallucinate``'s batches of whole clips reuse them too."""
+        model, pca = self.model, self.pca
+        if self.mode == "layer" and pca is not None:
+            model.compile(start=pca.layer)
+        elif self.mode == "z" and pca is not None:
+            model.compile(stop=pca.layer)
+            model.compile(start=pca.layer)
+        else:  # latent, or z without a PCA
+            model.compile()
+        try:
+            # the first run of a traced graph optimises it (a few tenths of a second more)
+            self._clip(model)
+        except GanspacesynthError:
+            pass  # coefficients that do not fit the new PCA: `generate` will say so
 
     # --- Hallu ------------------------------------------------------------
     def clear_steps(self):

@@ -215,6 +215,27 @@ class Model:
             self._compiled[key] = tf.function(forward, reduce_retracing=True)
         return self._compiled[key]
 
+    def compile(self, start=None, stop=None):
+        """Trace, now, the graph from layer ``start`` (None: the z/pitch input) up to layer
+        ``stop`` (None: the whole spectrogram) for any number of clips at once, and return
+        the number of times it has been traced.
+
+        Tracing costs a second or more of CPU (much more on a busy machine), and
+        TensorFlow does it at a graph's first use: a host that compiles what it
+        will play right after loading pays it while it says "loading", not at
+        the first note. A later call of ``generate``, ``specgrams_from_layer``,
+        ``layer_output`` or ``synthesize`` with any batch size reuses the trace."""
+        first = -1 if start is None else self.generator.layer_index(start)
+        last = None if stop is None else self.generator.layer_index(stop)
+        function = self._function(first, last)
+        if first < 0:
+            specs = (tf.TensorSpec((None, self.latent_size), tf.float32),
+                     tf.TensorSpec((None, self.config.num_pitches), tf.float32))
+        else:
+            specs = (tf.TensorSpec((None, *self.layer_shape(start)), tf.float32),)
+        function.get_concrete_function(*specs)
+        return function.experimental_get_tracing_count()
+
     def _frames(self, frames):
         """None (all frames) or a checked frame count, None again when it is all of them."""
         if frames is None:
