@@ -83,6 +83,13 @@ def slerp(z0, z1, t):
     return np.where(sin > 1e-6, spherical, linear).astype(np.float32)
 
 
+# Model settings added after identifiers were first handed out, with the value
+# every earlier model has: left out of the fingerprint at that value, so a
+# model's identifier (and the PCA files that name it) does not change when
+# the settings grow.
+_SETTINGS_ADDED_LATER = {"pitch_label_gain": 1.0}
+
+
 class Model:
     """A loaded generator with the audio format around it."""
 
@@ -128,7 +135,9 @@ class Model:
         identifier in either format, so a PCA can tell which model it belongs to."""
         if self._identifier is None:
             digest = hashlib.sha256()
-            digest.update(repr(sorted(self.config.to_json().items())).encode())
+            settings = {key: value for key, value in self.config.to_json().items()
+                        if _SETTINGS_ADDED_LATER.get(key, object()) != value}
+            digest.update(repr(sorted(settings.items())).encode())
             for name, variable in sorted(self.generator.weights().items()):
                 digest.update(name.encode())
                 digest.update(np.ascontiguousarray(variable.numpy(), dtype="<f4").tobytes())
