@@ -314,6 +314,15 @@ def test_cli_info_and_generate(tmp_path):
 
 def test_every_public_name_resolves():
     """The lazily resolved API names in ganspacesynth.__all__ all exist (a renamed function fails here)."""
+    import importlib
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(ganspacesynth.__path__) if not m.name.startswith("_")}
     for name in ganspacesynth.__all__:
         assert getattr(ganspacesynth, name) is not None, name
+        # A lazily resolved name that is also a submodule's would replace the
+        # submodule on the package once used ("from ganspacesynth import train").
+        assert name not in submodules, name
+    for name in submodules:
+        assert importlib.import_module(f"ganspacesynth.{name}") is not None
     assert callable(ganspacesynth.invert_file) and callable(ganspacesynth.compute_directions)

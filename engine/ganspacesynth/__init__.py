@@ -11,7 +11,6 @@ The public API, in the order a script meets it::
     mix, points = gss.hallucinate(model, pca, [[1, 0], [-1, 1]], interp_steps=8)
     named = gss.compute_directions(model, ["brightness", "loudness"])   # a PCA with names
     found = gss.invert_file(model, "note.wav")  # the point that sounds most like a recording
-    result = gss.evaluate(model, "dataset/")     # pitch, NDB, spectra against real clips
 
 Names are resolved lazily so that ``ganspacesynth --help`` and light tools do
 not pay for importing TensorFlow.
@@ -42,10 +41,7 @@ _EXPORTS = {
     "load_pca": "pca",
     "PCA": "pca",
     "compute_directions": "directions",
-    "invert": "invert",
     "invert_file": "invert",
-    "evaluate": "evaluate",
-    "train": "train",
     "hallucinate": "hallu",
     "HalluSession": "hallu",
     "GanspacesynthError": "errors",
