@@ -314,6 +314,46 @@ def test_cli_run_made_to_diverge_stops_at_its_last_healthy_checkpoint(dataset, t
         np.testing.assert_array_equal(exported[name].numpy(), value.numpy(), err_msg=name)
 
 
+
+def test_ctrl_c_saves_the_steps_done_and_the_rerun_resumes_there(dataset, tmp_path):
+    """SIGINT mid-run: the loop ends after the step in hand, saves and exits 130; the same
+    command then resumes from that step (nothing trained is lost, nothing half-done kept)."""
+    import signal
+    import time
+
+    import tensorflow as tf
+
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "ganspacesynth", "train", str(dataset), str(out), *TINY_FLAGS,
+               "--stage-images", "100000", "--save-every", "100000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=run_env())
+    try:
+        # The loop has begun once the initial weights are kept as the first healthy checkpoint
+        # and the first step has been summarised.
+        deadline = time.monotonic() + 300
+        while not list((out / "logs").glob("events.out.tfevents.*")) or \
+                not list((out / "train" / "healthy").glob("ckpt-0.index")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        time.sleep(5)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "SIGINT: checkpoint saved at step" in stdout, stdout
+    step = int(stdout.split("checkpoint saved at step ")[1].split(";")[0])
+    assert step > 0
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out / "train")))
+    assert int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == step
+    assert int(reader.get_tensor("images_seen/.ATTRIBUTES/VARIABLE_VALUE")) == 2 * step
+    resumed = subprocess.run([*command, "--steps", str(step + 1)], capture_output=True, text=True,
+                             env=run_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"training stopped at step {step + 1}" in resumed.stdout, resumed.stdout
+
 def test_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(straight_run, dataset,
                                                                           tmp_path):
     out, _, straight = straight_run

@@ -8,6 +8,7 @@ anything else is a bug and keeps its traceback.
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -434,6 +435,10 @@ def _run_train(args):
     curves = Path(args.out_dir) / "train" / "loss_curves.png"
     if curves.is_file():
         print(f"loss curves: {curves}")
+    if trainer.interrupted:
+        print(f"{trainer.interrupted}: checkpoint saved at step {int(trainer.step.numpy())}; run the "
+              "same command again to resume exactly")
+        return 128 + int(getattr(signal, trainer.interrupted))
 
 
 def _usage_errors(run):

@@ -44,11 +44,14 @@ newest one. TensorBoard scalars go to ``OUT_DIR/logs/``; the exported model
 (ganspacesynth's format, EMA weights) to ``OUT_DIR/model/``.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -567,6 +570,35 @@ class _NoRetracingWarning(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
+@contextlib.contextmanager
+def _stop_requests():
+    """While training: Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the step in
+    hand, so the checkpoint it then saves holds whole steps and resuming is exact.
+
+    Yields a function returning the signal's name once one arrived (else None).
+    A second Ctrl-C interrupts at once, as usual. Outside the main thread,
+    where Python cannot install handlers, nothing changes.
+    """
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def request(signum, frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        log.warning("%s: stopping after this step and saving; press Ctrl-C again to abandon it",
+                    received[-1])
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class Trainer:
     def __init__(self, dataset_dir, out_dir, model_settings: dict, train_config: TrainConfig,
                  strategy="default", save_every=600.0, summary_every=20, progress_bar=True,
@@ -932,68 +964,73 @@ class Trainer:
         first_images = int(self.images_seen.numpy())
         last_tick = started
         steps_this_run = 0
+        self.interrupted = None
         try:
-            while True:
-                images_seen = int(self.images_seen.numpy())
-                step = int(self.step.numpy())
-                if images_seen >= total or (max_steps is not None and step >= max_steps):
-                    break
-                stage = schedule.stage_of(images_seen)
-                if stage != int(self.stage.numpy()):
-                    # Magenta started every stage with fresh optimisers.
-                    self.g_opt.reset()
-                    self.d_opt.reset()
-                    self.stage.assign(stage)
-                train_step = self._step_function(stage)
-                step_started = time.monotonic()
-                batch_size, progress, inputs = self._batch(stage, step, images_seen)
-                stats = train_step(*[tf.constant(x) for x in inputs])
-                stats = {k: float(v) for k, v in stats.items()}
-                was_healthy = self.watch.healthy
-                verdict = self.watch.observe(stats)
-                if not verdict.healthy and self.stop_on_divergence:
-                    self._stop_at_last_healthy(step, verdict)
-                    break
-                if was_healthy and not verdict.healthy:
-                    log.warning("step %d: the run is diverging: %s", step, verdict.describe())
-                elif verdict.healthy and not was_healthy:
-                    log.info("step %d: the run is back in its healthy bands", step)
-                if verdict.non_finite:
-                    raise TrainError(f"step {step}: the losses are not finite ({stats}); "
-                                     "try a lower learning rate (--stop-on-divergence ends such a "
-                                     "run at its last healthy checkpoint)")
-                self.step.assign_add(1)
-                self.images_seen.assign_add(batch_size)
-                now = time.monotonic()
-                self.train_seconds.assign_add(now - last_tick)
-                last_tick = now
-                steps_this_run += 1
-                self.last_losses = stats
-                if writer is not None and (step % self.summary_every == 0):
-                    with writer.as_default(step=step):
-                        rate = (images_seen + batch_size - first_images) / max(1e-6, time.monotonic() - started)
-                        out_of_band = len(verdict.out_of_band) + len(verdict.non_finite)
-                        values = dict(stats, progress=progress, stage=stage,
-                                      images_seen=images_seen + batch_size, images_per_second=rate,
-                                      **{"health/out_of_band": out_of_band})
-                        for key, value in values.items():
-                            tf.summary.write(key, tf.constant(float(value)), metadata=metadata)
-                time_left.observe(stage, now - step_started)
-                if bar is not None:
-                    bar.update(batch_size)
-                    bar.set_postfix_str(
-                        f"stage {stage + 1}/{schedule.num_stages} "
-                        f"{'transition' if schedule.is_transition(stage) else 'stable'} "
-                        f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
-                        f"left {time_left.text(images_seen + batch_size)}"
-                        + (f" {verdict.short()}" if not verdict.healthy else ""), refresh=False)
-                if time.monotonic() - last_save >= self.save_every:
-                    self.save()
-                    last_save = time.monotonic()
-                next_images = int(self.images_seen.numpy())
-                if next_images < total and schedule.stage_of(next_images) != stage:
-                    self.save()  # a stage boundary: the natural place to resume from
-                    last_save = time.monotonic()
+            with _stop_requests() as stop_requested:
+                while True:
+                    images_seen = int(self.images_seen.numpy())
+                    step = int(self.step.numpy())
+                    if images_seen >= total or (max_steps is not None and step >= max_steps):
+                        break
+                    if stop_requested():
+                        self.interrupted = stop_requested()
+                        break
+                    stage = schedule.stage_of(images_seen)
+                    if stage != int(self.stage.numpy()):
+                        # Magenta started every stage with fresh optimisers.
+                        self.g_opt.reset()
+                        self.d_opt.reset()
+                        self.stage.assign(stage)
+                    train_step = self._step_function(stage)
+                    step_started = time.monotonic()
+                    batch_size, progress, inputs = self._batch(stage, step, images_seen)
+                    stats = train_step(*[tf.constant(x) for x in inputs])
+                    stats = {k: float(v) for k, v in stats.items()}
+                    was_healthy = self.watch.healthy
+                    verdict = self.watch.observe(stats)
+                    if not verdict.healthy and self.stop_on_divergence:
+                        self._stop_at_last_healthy(step, verdict)
+                        break
+                    if was_healthy and not verdict.healthy:
+                        log.warning("step %d: the run is diverging: %s", step, verdict.describe())
+                    elif verdict.healthy and not was_healthy:
+                        log.info("step %d: the run is back in its healthy bands", step)
+                    if verdict.non_finite:
+                        raise TrainError(f"step {step}: the losses are not finite ({stats}); "
+                                         "try a lower learning rate (--stop-on-divergence ends such a "
+                                         "run at its last healthy checkpoint)")
+                    self.step.assign_add(1)
+                    self.images_seen.assign_add(batch_size)
+                    now = time.monotonic()
+                    self.train_seconds.assign_add(now - last_tick)
+                    last_tick = now
+                    steps_this_run += 1
+                    self.last_losses = stats
+                    if writer is not None and (step % self.summary_every == 0):
+                        with writer.as_default(step=step):
+                            rate = (images_seen + batch_size - first_images) / max(1e-6, time.monotonic() - started)
+                            out_of_band = len(verdict.out_of_band) + len(verdict.non_finite)
+                            values = dict(stats, progress=progress, stage=stage,
+                                          images_seen=images_seen + batch_size, images_per_second=rate,
+                                          **{"health/out_of_band": out_of_band})
+                            for key, value in values.items():
+                                tf.summary.write(key, tf.constant(float(value)), metadata=metadata)
+                    time_left.observe(stage, now - step_started)
+                    if bar is not None:
+                        bar.update(batch_size)
+                        bar.set_postfix_str(
+                            f"stage {stage + 1}/{schedule.num_stages} "
+                            f"{'transition' if schedule.is_transition(stage) else 'stable'} "
+                            f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
+                            f"left {time_left.text(images_seen + batch_size)}"
+                            + (f" {verdict.short()}" if not verdict.healthy else ""), refresh=False)
+                    if time.monotonic() - last_save >= self.save_every:
+                        self.save()
+                        last_save = time.monotonic()
+                    next_images = int(self.images_seen.numpy())
+                    if next_images < total and schedule.stage_of(next_images) != stage:
+                        self.save()  # a stage boundary: the natural place to resume from
+                        last_save = time.monotonic()
         finally:
             if bar is not None:
                 bar.close()
