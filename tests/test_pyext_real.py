@@ -424,9 +424,9 @@ def stress_readers(patch):
 
 
 # Wall-clock seconds per stress run. The first fallback crashed in 2 of 3
-# runs of 60 s; two runs of 40 s each keep the whole suite inside its 20
+# runs of 60 s; two runs of 30 s each keep the whole suite inside its 20
 # minutes.
-STRESS_SECONDS = 40.0
+STRESS_SECONDS = 30.0
 
 
 @pytest.mark.parametrize("run", [1, 2])
