@@ -200,7 +200,6 @@ def test_convert_round_trip(tmp_path, reference_model, reference):
     assert main(["convert", str(REFERENCE_DIR), str(out)]) == 2
 
 
-
 def test_pitch_label_gain_scales_the_one_hot_beside_z(tmp_path, reference_model, reference):
     """A model trained with pitch_label_gain g sees g * one-hot wherever it generates; Magenta's are 1."""
     import json
@@ -223,6 +222,7 @@ def test_pitch_label_gain_scales_the_one_hot_beside_z(tmp_path, reference_model,
                                   reference_model.generator.input_layer(z, 3.0 * one_hot).numpy())
     assert not np.allclose(gained.generate_specgrams(reference["z"], reference["midi"]),
                            reference_model.generate_specgrams(reference["z"], reference["midi"]))
+
 
 # --- bad input -----------------------------------------------------------------
 

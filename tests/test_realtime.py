@@ -4,9 +4,10 @@ Runs benchmarks/realtime.py's measurement as a test: its own jackd (dummy
 driver, 48 kHz, 64-frame periods) and ``pd -jack -callback``, a patch that
 plays [ganspacesynth~] for GANSPACESYNTH_RT_SECONDS (default 60) with a
 coefficient changing every 50 ms (generation back to back) and the same
-patch with generation off (for a third of that time). It checks behaviour -- the harness runs, the
-counts are reported, Pd plays sound at the outlet, nothing crashes -- and
-prints the figures; whether they are good is the benchmark's business.
+patch with generation off (for a third of that time). It checks behaviour --
+the harness runs, the counts are reported, Pd plays sound at the outlet,
+nothing crashes -- and prints the figures; whether they are good is the
+benchmark's business.
 """
 
 import os

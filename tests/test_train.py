@@ -314,7 +314,6 @@ def test_cli_run_made_to_diverge_stops_at_its_last_healthy_checkpoint(dataset, t
         np.testing.assert_array_equal(exported[name].numpy(), value.numpy(), err_msg=name)
 
 
-
 def test_ctrl_c_saves_the_steps_done_and_the_rerun_resumes_there(dataset, tmp_path):
     """SIGINT mid-run: the loop ends after the step in hand, saves and exits 130; the same
     command then resumes from that step (nothing trained is lost, nothing half-done kept)."""
@@ -353,6 +352,7 @@ def test_ctrl_c_saves_the_steps_done_and_the_rerun_resumes_there(dataset, tmp_pa
                              env=run_env(), timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"training stopped at step {step + 1}" in resumed.stdout, resumed.stdout
+
 
 def test_new_run_starts_from_another_runs_checkpoint_with_its_own_settings(straight_run, dataset,
                                                                           tmp_path):

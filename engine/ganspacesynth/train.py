@@ -620,6 +620,8 @@ class Trainer:
         self.watch = HealthWatch(window=health_window)
         # Set when the run stopped on divergence: where, why, and the step it went back to.
         self.diverged = None
+        # Set when Ctrl-C or SIGTERM stopped the run: the signal's name.
+        self.interrupted = None
         self._writer = None
         self.strategy = _make_strategy(strategy)
         self.strategy_name = strategy or "default"
@@ -965,77 +967,76 @@ class Trainer:
         last_tick = started
         steps_this_run = 0
         self.interrupted = None
-        try:
-            with _stop_requests() as stop_requested:
-                while True:
-                    images_seen = int(self.images_seen.numpy())
-                    step = int(self.step.numpy())
-                    if images_seen >= total or (max_steps is not None and step >= max_steps):
-                        break
-                    if stop_requested():
-                        self.interrupted = stop_requested()
-                        break
-                    stage = schedule.stage_of(images_seen)
-                    if stage != int(self.stage.numpy()):
-                        # Magenta started every stage with fresh optimisers.
-                        self.g_opt.reset()
-                        self.d_opt.reset()
-                        self.stage.assign(stage)
-                    train_step = self._step_function(stage)
-                    step_started = time.monotonic()
-                    batch_size, progress, inputs = self._batch(stage, step, images_seen)
-                    stats = train_step(*[tf.constant(x) for x in inputs])
-                    stats = {k: float(v) for k, v in stats.items()}
-                    was_healthy = self.watch.healthy
-                    verdict = self.watch.observe(stats)
-                    if not verdict.healthy and self.stop_on_divergence:
-                        self._stop_at_last_healthy(step, verdict)
-                        break
-                    if was_healthy and not verdict.healthy:
-                        log.warning("step %d: the run is diverging: %s", step, verdict.describe())
-                    elif verdict.healthy and not was_healthy:
-                        log.info("step %d: the run is back in its healthy bands", step)
-                    if verdict.non_finite:
-                        raise TrainError(f"step {step}: the losses are not finite ({stats}); "
-                                         "try a lower learning rate (--stop-on-divergence ends such a "
-                                         "run at its last healthy checkpoint)")
-                    self.step.assign_add(1)
-                    self.images_seen.assign_add(batch_size)
-                    now = time.monotonic()
-                    self.train_seconds.assign_add(now - last_tick)
-                    last_tick = now
-                    steps_this_run += 1
-                    self.last_losses = stats
-                    if writer is not None and (step % self.summary_every == 0):
-                        with writer.as_default(step=step):
-                            rate = (images_seen + batch_size - first_images) / max(1e-6, time.monotonic() - started)
-                            out_of_band = len(verdict.out_of_band) + len(verdict.non_finite)
-                            values = dict(stats, progress=progress, stage=stage,
-                                          images_seen=images_seen + batch_size, images_per_second=rate,
-                                          **{"health/out_of_band": out_of_band})
-                            for key, value in values.items():
-                                tf.summary.write(key, tf.constant(float(value)), metadata=metadata)
-                    time_left.observe(stage, now - step_started)
-                    if bar is not None:
-                        bar.update(batch_size)
-                        bar.set_postfix_str(
-                            f"stage {stage + 1}/{schedule.num_stages} "
-                            f"{'transition' if schedule.is_transition(stage) else 'stable'} "
-                            f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
-                            f"left {time_left.text(images_seen + batch_size)}"
-                            + (f" {verdict.short()}" if not verdict.healthy else ""), refresh=False)
-                    if time.monotonic() - last_save >= self.save_every:
-                        self.save()
-                        last_save = time.monotonic()
-                    next_images = int(self.images_seen.numpy())
-                    if next_images < total and schedule.stage_of(next_images) != stage:
-                        self.save()  # a stage boundary: the natural place to resume from
-                        last_save = time.monotonic()
-        finally:
+        with contextlib.ExitStack() as cleanup:
+            stop_requested = cleanup.enter_context(_stop_requests())
             if bar is not None:
-                bar.close()
+                cleanup.callback(bar.close)
             if writer is not None:
-                writer.flush()
+                cleanup.callback(writer.flush)
+            while True:
+                images_seen = int(self.images_seen.numpy())
+                step = int(self.step.numpy())
+                if images_seen >= total or (max_steps is not None and step >= max_steps):
+                    break
+                self.interrupted = stop_requested()
+                if self.interrupted:
+                    break
+                stage = schedule.stage_of(images_seen)
+                if stage != int(self.stage.numpy()):
+                    # Magenta started every stage with fresh optimisers.
+                    self.g_opt.reset()
+                    self.d_opt.reset()
+                    self.stage.assign(stage)
+                train_step = self._step_function(stage)
+                step_started = time.monotonic()
+                batch_size, progress, inputs = self._batch(stage, step, images_seen)
+                stats = train_step(*[tf.constant(x) for x in inputs])
+                stats = {k: float(v) for k, v in stats.items()}
+                was_healthy = self.watch.healthy
+                verdict = self.watch.observe(stats)
+                if not verdict.healthy and self.stop_on_divergence:
+                    self._stop_at_last_healthy(step, verdict)
+                    break
+                if was_healthy and not verdict.healthy:
+                    log.warning("step %d: the run is diverging: %s", step, verdict.describe())
+                elif verdict.healthy and not was_healthy:
+                    log.info("step %d: the run is back in its healthy bands", step)
+                if verdict.non_finite:
+                    raise TrainError(f"step {step}: the losses are not finite ({stats}); "
+                                     "try a lower learning rate (--stop-on-divergence ends such a "
+                                     "run at its last healthy checkpoint)")
+                self.step.assign_add(1)
+                self.images_seen.assign_add(batch_size)
+                now = time.monotonic()
+                self.train_seconds.assign_add(now - last_tick)
+                last_tick = now
+                steps_this_run += 1
+                self.last_losses = stats
+                if writer is not None and (step % self.summary_every == 0):
+                    with writer.as_default(step=step):
+                        rate = (images_seen + batch_size - first_images) / max(1e-6, time.monotonic() - started)
+                        out_of_band = len(verdict.out_of_band) + len(verdict.non_finite)
+                        values = dict(stats, progress=progress, stage=stage,
+                                      images_seen=images_seen + batch_size, images_per_second=rate,
+                                      **{"health/out_of_band": out_of_band})
+                        for key, value in values.items():
+                            tf.summary.write(key, tf.constant(float(value)), metadata=metadata)
+                time_left.observe(stage, now - step_started)
+                if bar is not None:
+                    bar.update(batch_size)
+                    bar.set_postfix_str(
+                        f"stage {stage + 1}/{schedule.num_stages} "
+                        f"{'transition' if schedule.is_transition(stage) else 'stable'} "
+                        f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
+                        f"left {time_left.text(images_seen + batch_size)}"
+                        + (f" {verdict.short()}" if not verdict.healthy else ""), refresh=False)
+                if time.monotonic() - last_save >= self.save_every:
+                    self.save()
+                    last_save = time.monotonic()
+                next_images = int(self.images_seen.numpy())
+                if next_images < total and schedule.stage_of(next_images) != stage:
+                    self.save()  # a stage boundary: the natural place to resume from
+                    last_save = time.monotonic()
         if steps_this_run and self.diverged is None:
             self.save()
         elif self.diverged is not None:
