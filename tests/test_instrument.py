@@ -158,3 +158,43 @@ def test_find_makes_the_found_point_current(tmp_path, reference_dir, reference_m
     assert np.abs(coefficients).max() < 1e-4   # z and pitch alone are the found point
     assert distance == pytest.approx(audio_distance(reference_model.generate(instrument.z, pitch), target),
                                      rel=1e-3)
+
+
+@pytest.mark.parametrize("rate", [None, 44100, 48000])
+def test_parts_are_the_start_of_the_whole_clip_bit_for_bit(instrument, reference_dir, rate):
+    """What a host plays before the whole clip is there must be exactly that clip's start
+    (no seam where the whole clip takes over), resampler look-ahead included."""
+    instrument.set_mode("z")
+    instrument.random_z(7)
+    instrument.whole_seconds = 10.0  # as if the whole clip took long: every part is made
+    parts = []
+    whole = instrument.generate_parts(rate, parts.append)
+    assert len(parts) == 2 and 0 < parts[0].size < parts[1].size < whole.size
+    for part in parts:
+        assert part.dtype == np.float32
+        np.testing.assert_array_equal(part, whole[:part.size])
+    np.testing.assert_array_equal(whole, instrument.generate(rate))
+    # the first part is short (a fraction of a second) ...
+    assert parts[0].size / (rate or 16000) < 0.15
+    # ... and when the whole clip comes quickly, it is the only one
+    instrument.whole_seconds = 0.01
+    parts.clear()
+    instrument.generate_parts(rate, parts.append)
+    assert len(parts) == 1
+
+
+def test_parts_in_layer_mode_and_stopping(reference_dir):
+    i = Instrument()
+    i.load(reference_dir, reference_dir / "pca_conv0.pickle")
+    i.set_coefficients([1.5, -0.5])
+    i.whole_seconds = 10.0
+    parts = []
+    whole = i.generate_parts(48000, parts.append)
+    for part in parts:
+        np.testing.assert_array_equal(part, whole[:part.size])
+
+    def stop(part):
+        raise KeyboardInterrupt  # what the bridge's callback raises to abandon the clip
+
+    with pytest.raises(KeyboardInterrupt):
+        i.generate_parts(48000, stop)

@@ -18,6 +18,24 @@ def resample(audio, from_rate, to_rate, quality="HQ"):
                                 dtype=np.float32)
 
 
+def resample_start(audio_start, from_rate, to_rate, quality="HQ"):
+    """The samples of ``resample(whole, ...)`` that the start ``audio_start`` of a clip
+    already determines, bit for bit.
+
+    A band-limited resampler looks ahead: its last outputs for a cut clip
+    depend on input beyond the cut. soxr's stream gives out only samples it
+    will not change, and its output does not depend on how the input is cut
+    into chunks (the same filter, run once over the whole input), so what it
+    gives for the start is the start of the one-shot result."""
+    audio_start = np.asarray(audio_start, dtype=np.float32)
+    if float(from_rate) == float(to_rate):
+        return audio_start
+    import soxr
+
+    stream = soxr.ResampleStream(float(from_rate), float(to_rate), 1, dtype="float32", quality=quality)
+    return np.ascontiguousarray(stream.resample_chunk(audio_start, last=False), dtype=np.float32)
+
+
 def write_wav(path, audio, sample_rate, subtype="float"):
     """Write one clip (1-D) or several (2-D, one per row) and return the paths written.
 

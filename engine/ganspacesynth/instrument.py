@@ -7,10 +7,12 @@ method per message. Every method checks its input and raises
 only have to show ``str(error)``; nothing here knows about Pd.
 
 Hosts call it from one worker thread at a time; it is not thread-safe.
+Instruments that load the same model share one loaded copy
+(``shared_models.py``), which is safe to use from their threads at once.
 
 Testing aid: the environment variable ``GANSPACESYNTH_TEST_DELAY`` (seconds,
 read at every call) makes ``generate`` and ``hallucinate`` sleep that long
-before working, so that tests can show a host stays responsive while a
+before working (``generate_parts`` before each part and before the whole), so that tests can show a host stays responsive while a
 generation runs. Leave it unset in normal use.
 """
 
@@ -20,7 +22,8 @@ import time
 
 import numpy as np
 
-from .audio import resample
+from . import spectral
+from .audio import resample, resample_start
 from .errors import GanspacesynthError
 from .threads import check_threads
 
@@ -44,6 +47,13 @@ FIND_STARTS = 2         # random z tried per pitch label before the steps
 MAX_FIND_STEPS = 100000
 NO_PCA = "none"     # load MODEL none: the model without its own PCA
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
+# generate_parts: the leading spectrogram frames of each part, the first as short as the
+# resampler's look-ahead allows to be worth playing (about 90 ms), the second for models
+# whose whole clip takes longer than that (about 0.8 s).
+PART_FRAMES = (10, 32)
+# ... and it goes on to the whole clip once the part in hand plays for this many times
+# what the whole clip took last time: room for a busy machine.
+PART_MARGIN = 2.0
 
 
 def _vector(values, what):
@@ -113,6 +123,7 @@ class Instrument:
         self.mode = "layer"
         self.steps = []
         self.hallu = {name: default for name, (_, default) in HALLU_SETTINGS.items()}
+        self.whole_seconds = 0.0  # what the last whole clip took to make: how far parts must reach
 
     # --- what is loaded -------------------------------------------------
     @property
@@ -146,14 +157,16 @@ class Instrument:
         at seed 0 and pitch at the model's default, so a fresh load always
         sounds the same.
         """
-        from .model import load_model, resolve_model_path
+        from .model import resolve_model_path
         from .pca import DEFAULT_PCA_FILE
+        from .shared_models import shared_model
 
         model_path = str(model_path)
         if not model_path:
             raise GanspacesynthError("load: expected a model folder or 'default'")
         try:
-            model = load_model(model_path, threads=self.threads)
+            # Voices on one model share one loaded copy (see shared_models.py).
+            model = shared_model(model_path, threads=self.threads)
         except GanspacesynthError as error:
             raise _prefixed("load", error) from None
         pca = None
@@ -320,8 +333,14 @@ class Instrument:
         else:  # latent, or z without a PCA
             model.compile()
         try:
-            # the first run of a traced graph optimises it (a few tenths of a second more)
+            # the first run of a traced graph optimises it (a few tenths of a second more);
+            # the parts of generate_parts are graphs of their own
+            for frames in PART_FRAMES:
+                self._clip(model, spectral.samples_for_frames(frames))
             self._clip(model)
+            start = time.perf_counter()
+            self._clip(model)
+            self.whole_seconds = time.perf_counter() - start
         except GanspacesynthError:
             pass  # coefficients that do not fit the new PCA: `generate` will say so
 
@@ -360,17 +379,18 @@ class Instrument:
         out[:vector.size] = vector
         return out
 
-    def _clip(self, model):
-        """The current settings' clip at the model's rate."""
+    def _clip(self, model, length=None):
+        """The current settings' clip at the model's rate (its first ``length`` samples only)."""
         if self.mode == "z" and self.pca is None:
-            clip = model.generate(self.z[np.newaxis], self.pitch)[0]
+            clip = model.generate(self.z[np.newaxis], self.pitch, length=length)[0]
         else:
             pca = self._need_pca("generate")
             coefficients = self._padded(self.coefficients, "generate")
             if self.mode == "layer":
-                clip = model.synthesize(pca, coefficients, space="layer")
+                clip = model.synthesize(pca, coefficients, space="layer", length=length)
             else:
-                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode)
+                clip = model.synthesize(pca, coefficients, z=self.z, pitch=self.pitch, space=self.mode,
+                                        length=length)
         return np.asarray(clip, dtype=np.float32).reshape(-1)
 
     def generate(self, sample_rate=None):
@@ -383,8 +403,39 @@ class Instrument:
     def _generate(self, sample_rate):
         model = self._need_model("generate")
         _test_delay()
+        start = time.perf_counter()
         clip = self._clip(model)
+        self.whole_seconds = time.perf_counter() - start
         return resample(clip, model.sample_rate, sample_rate or model.sample_rate)
+
+    def generate_parts(self, sample_rate=None, on_part=None):
+        """``generate``'s clip, with its start announced while the rest is computed.
+
+        ``on_part(samples)`` is called first with about the first 90 ms of the
+        clip at ``sample_rate`` (computed in a fraction of the whole clip's
+        time), then, when the whole clip takes longer to make than that part
+        plays, with a longer start; every part is bit for bit the start of the
+        clip returned (the generator's layers are local in time, and only the
+        samples the resampler will not change are given). An exception
+        ``on_part`` raises stops the work. Returns the whole clip.
+        """
+        try:
+            return self._generate_parts(sample_rate, on_part)
+        except GanspacesynthError as error:
+            raise _prefixed("generate", error) from None
+
+    def _generate_parts(self, sample_rate, on_part):
+        model = self._need_model("generate")
+        rate = sample_rate or model.sample_rate
+        for frames in PART_FRAMES:
+            _test_delay()
+            start = self._clip(model, spectral.samples_for_frames(frames))
+            part = resample_start(start, model.sample_rate, rate)
+            if part.size and on_part is not None:
+                on_part(part)
+            if self.whole_seconds * PART_MARGIN <= part.size / rate:
+                break
+        return self._generate(sample_rate)
 
     def hallucinate(self, sample_rate=None, progress=None):
         """The Hallu composition of the current steps (1-D float32) at ``sample_rate``.
