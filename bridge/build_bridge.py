@@ -277,6 +277,16 @@ def gss_generate(engine, sample_rate):
 
 
 @ffi.def_extern()
+def gss_generate_parts(engine, sample_rate, part, userdata):
+    def on_part(samples):
+        if part != ffi.NULL and part(userdata, ffi.from_buffer("float[]", samples), int(samples.size)):
+            raise _Cancelled()
+
+    _results.pop(engine, None)
+    return _call(engine, lambda i: _store(engine, i.generate_parts(sample_rate, on_part)))
+
+
+@ffi.def_extern()
 def gss_hallucinate(engine, sample_rate, progress, userdata):
     def report(fraction):
         if progress != ffi.NULL and progress(userdata, float(fraction)):

@@ -41,6 +41,9 @@ extern "C" {
 /* Called by gss_hallucinate and gss_find with the fraction done (0..1);
    return nonzero to abandon the work (the call then returns GSS_CANCELLED). */
 typedef int (*gss_progress_fn)(void *userdata, float fraction);
+/* Called by gss_generate_parts with the first count samples of the clip it is
+   making (valid during the call only); return nonzero to abandon the clip. */
+typedef int (*gss_part_fn)(void *userdata, const float *samples, int count);
 
 /* A new engine handle (> 0), or 0 if the engine could not start (Python
    missing, ganspacesynth not importable): gss_last_error(0, ...) says why. */
@@ -89,6 +92,13 @@ int gss_set_hallu(int engine, const char *name, float value);
 /* Synthesise at sample_rate; return the number of samples now waiting for
    gss_read(), or an error. */
 int gss_generate(int engine, double sample_rate);
+/* gss_generate, telling the clip's start while it works, so that a host can
+   play it before the clip is whole: part() gets about the first 90 ms (made
+   in a fraction of the whole clip's time), then a longer start when the
+   whole clip takes longer than that to make. Every part is bit for bit the
+   start of the clip gss_read() gives afterwards. A nonzero return from part()
+   abandons the clip: the call returns GSS_CANCELLED. */
+int gss_generate_parts(int engine, double sample_rate, gss_part_fn part, void *userdata);
 int gss_hallucinate(int engine, double sample_rate, gss_progress_fn progress, void *userdata);
 /* Find this sound: search for the point whose clip is nearest the audio
    file's first clip length (steps Adam steps on z, then layer_steps on the

@@ -308,6 +308,22 @@ int gss_generate(int handle, double sample_rate)
     return make_clip(e, sample_rate, CLIP_LENGTH / SAMPLE_RATE);
 }
 
+/* The whole clip first (it is only a tone), then its start told to part() before
+   the wait a real engine would spend on the rest. */
+int gss_generate_parts(int handle, double sample_rate, gss_part_fn part, void *userdata)
+{
+    engine *e = get(handle);
+    int n;
+    if (!e) return GSS_ERROR;
+    if (!e->model) return fail(e, "no model loaded%s", NULL);
+    if ((n = make_clip(e, sample_rate, CLIP_LENGTH / SAMPLE_RATE)) < 0)
+        return n;
+    if (part && part(userdata, e->result, (int)(0.09 * sample_rate)))
+        return fail(e, "cancelled%s", NULL), GSS_CANCELLED;
+    pause_ms(1);
+    return n;
+}
+
 /* Work in four parts with a progress call after each; cancelled when it says so. */
 static int work(gss_progress_fn progress, void *userdata)
 {
