@@ -11,7 +11,11 @@ gss_clip *gss_clip_new(int length)
         return NULL;
     clip = malloc(sizeof(gss_clip) + (size_t)length * sizeof(float));
     if (clip)
+    {
+        clip->sound = 0;
+        clip->partial = clip->from_start = 0;
         clip->length = length;
+    }
     return clip;
 }
 
@@ -23,6 +27,7 @@ void gss_clip_free(gss_clip *clip)
 void gss_handoff_init(gss_handoff *h)
 {
     atomic_init(&h->slot, NULL);
+    atomic_init(&h->more, NULL);
 }
 
 void gss_handoff_put(gss_handoff *h, gss_clip *clip)
@@ -30,13 +35,33 @@ void gss_handoff_put(gss_handoff *h, gss_clip *clip)
     gss_clip_free(atomic_exchange(&h->slot, clip));
 }
 
+void gss_handoff_extend(gss_handoff *h, gss_clip *clip)
+{
+        /* Only the worker puts clips, one sound after another, so whatever
+        is still in the slot is this sound's earlier part: the player has not
+        started the sound yet, and may as well start it with this part. */
+    gss_clip *untaken = atomic_exchange(&h->slot, NULL);
+    if (untaken)
+    {
+        gss_clip_free(untaken);
+        gss_handoff_put(h, clip);
+    }
+    else
+        gss_clip_free(atomic_exchange(&h->more, clip));
+}
+
+/* A plain load first: most blocks find the slot empty, and a load does not
+   claim the cache line the way an exchange does. */
+static gss_clip *take(_Atomic(gss_clip *) *slot)
+{
+    if (!atomic_load_explicit(slot, memory_order_relaxed))
+        return NULL;
+    return atomic_exchange(slot, NULL);
+}
+
 gss_clip *gss_handoff_take(gss_handoff *h)
 {
-    /* A plain load first: most blocks find the slot empty, and a load does
-       not claim the cache line the way an exchange does. */
-    if (!atomic_load_explicit(&h->slot, memory_order_relaxed))
-        return NULL;
-    return atomic_exchange(&h->slot, NULL);
+    return take(&h->slot);
 }
 
 void gss_player_init(gss_player *p)
@@ -82,7 +107,29 @@ static int graves_free(const gss_player *p)
     return n;
 }
 
-/* 0: nothing taken, 1: taken, 2: taken and the old clip went to the graveyard */
+/* Put a longer part of the sound playing in the place of the one played, at the
+   same position. 0: nothing taken, 1: taken, 2: taken and a clip went to the
+   graveyard. */
+static int extend(gss_player *p, gss_handoff *h, int force)
+{
+    gss_clip *clip, *old;
+    if (!force && !graves_free(p))
+        return 0;  /* it waits in `more` */
+    if (!(clip = take(&h->more)))
+        return 0;
+    if (p->front && p->front->sound == clip->sound)
+        old = p->front, p->front = clip;
+    else
+        old = clip;  /* a part of a sound that was replaced before it came: nobody wants it */
+    if (force)
+        gss_clip_free(old);
+    else
+        bury(p, old);
+    return force ? 1 : 2;
+}
+
+/* Take a new sound, crossfading from the old one.
+   0: nothing taken, 1: taken, 2: taken and the old clip went to the graveyard */
 static int swap(gss_player *p, gss_handoff *h, int force)
 {
     gss_clip *clip;
@@ -104,6 +151,7 @@ static int swap(gss_player *p, gss_handoff *h, int force)
     if (p->front && p->playing && p->xfade_samples > 0)
     {
         p->fading = p->front;
+        p->fading_position = p->position;
         p->fade_position = 0;
         p->fade_length = p->xfade_samples;
     }
@@ -115,19 +163,23 @@ static int swap(gss_player *p, gss_handoff *h, int force)
             bury(p, p->front), buried = 1;
     }
     p->front = clip;
+    if (clip->from_start)
+        p->position = 0;
     p->swaps++;
     return 1 + buried;
 }
 
 int gss_player_swap(gss_player *p, gss_handoff *h, int force)
 {
-    return swap(p, h, force) != 0;
+    int extended = extend(p, h, force) != 0;
+    return (swap(p, h, force) != 0) | extended;
 }
 
 int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
 {
-    int flags = swap(p, h, 0) == 2 ? GSS_PLAYER_RETIRED : 0;
+    int flags = extend(p, h, 0) == 2 ? GSS_PLAYER_RETIRED : 0;
     int i = 0;
+    flags |= swap(p, h, 0) == 2 ? GSS_PLAYER_RETIRED : 0;
     if (p->playing && p->front)
     {
         const gss_clip *front = p->front, *fading = p->fading;
@@ -137,6 +189,15 @@ int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
             float sample;
             if (position >= front->length)
             {
+                if (front->partial)
+                {
+                        /* the rest is not there yet: pause here, go on when it comes;
+                        end a crossfade into the pause, so that a new sound can
+                        come in if this one's rest never does */
+                    p->starved_blocks++;
+                    p->fade_position = p->fade_length;
+                    break;
+                }
                 if (p->loop && front->length > 0)
                     position = 0;
                 else
@@ -149,7 +210,8 @@ int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
             if (fading && p->fade_position < p->fade_length)
             {
                 float gain = (float)p->fade_position++ / (float)p->fade_length;
-                float old = position < fading->length ? fading->samples[position] : 0.f;
+                float old = p->fading_position < fading->length ? fading->samples[p->fading_position] : 0.f;
+                p->fading_position++;
                 sample = old + gain * (sample - old);
             }
             out[i] = sample;

@@ -1,10 +1,16 @@
 /* player.h: the clip double buffer of [ganspacesynth~], free of Pd and Python.
  *
- * The worker thread hands each finished clip over through a gss_handoff, a
- * single atomic slot; the audio side takes it at a block boundary and
- * crossfades from the clip it was playing. Everything in gss_player belongs
- * to the audio side (Pd's scheduler thread, which also runs the object's
- * methods and clocks), so only the slot needs to be atomic.
+ * The worker thread hands each new sound over through a gss_handoff, an
+ * atomic slot; the audio side takes it at a block boundary and crossfades
+ * from the clip it was playing. A sound may come in parts: first the start
+ * of its clip (`partial`), then longer versions of the same clip, the last
+ * one whole, each through a second slot (`more`); the player puts each in
+ * the place of the one it plays, at the same sample position, so the sound
+ * goes on without a seam. Playing up to the end of a part before the next
+ * one is there, it pauses (silence, counted in `starved_blocks`) and goes on
+ * where it stopped when the next part comes. Everything in gss_player
+ * belongs to the audio side (Pd's scheduler thread, which also runs the
+ * object's methods and clocks), so only the slots need to be atomic.
  *
  * The audio path never allocates, frees, locks or waits: clips it stops
  * using go to a small graveyard, emptied later with gss_player_collect()
@@ -16,22 +22,31 @@
 #include <stdatomic.h>
 
 typedef struct gss_clip {
+    unsigned long sound;  /* the sound it belongs to: its parts have the same number */
+    int partial;          /* only the start of the sound's clip: more will come */
+    int from_start;       /* a new sound starts at its first sample, not where the old one was */
     int length;
     float samples[];
 } gss_clip;
 
+/* A whole clip of a sound of its own, zeros in its fields but length. */
 gss_clip *gss_clip_new(int length);
 void gss_clip_free(gss_clip *clip);
 
 typedef struct gss_handoff {
-    _Atomic(gss_clip *) slot;
+    _Atomic(gss_clip *) slot;  /* a new sound */
+    _Atomic(gss_clip *) more;  /* a longer part of the sound last put in slot */
 } gss_handoff;
 
 void gss_handoff_init(gss_handoff *h);
-/* Worker side: offer a clip; a clip offered earlier and never taken is freed
-   here, so a burst of results costs memory for two clips at most. */
+/* Worker side: offer a new sound; a clip offered earlier and never taken is
+   freed here, so a burst of results costs memory for two clips at most. */
 void gss_handoff_put(gss_handoff *h, gss_clip *clip);
-/* Take the offered clip (NULL if none); the caller owns it. */
+/* Worker side: offer a longer part (or the whole clip) of the sound last
+   put. If that sound's first part is still in the slot, this one takes its
+   place there; else it waits in `more`, replacing an older part not taken. */
+void gss_handoff_extend(gss_handoff *h, gss_clip *clip);
+/* Take the offered new sound (NULL if none); the caller owns it. */
 gss_clip *gss_handoff_take(gss_handoff *h);
 
 #define GSS_GRAVEYARD 4
@@ -40,26 +55,29 @@ typedef struct gss_player {
     gss_clip *front;                   /* the clip being played */
     gss_clip *fading;                  /* the previous one, fading out */
     gss_clip *graveyard[GSS_GRAVEYARD];
-    long position;                     /* next sample of front (and fading) */
+    long position;                     /* next sample of front */
+    long fading_position;              /* next sample of fading */
     int fade_position, fade_length;
     int xfade_samples;                 /* length of the next crossfade */
     int playing, loop;
-    unsigned long swaps, silent_blocks;
+    unsigned long swaps;               /* new sounds taken (not their later parts) */
+    unsigned long silent_blocks;       /* playing, but no clip yet */
+    unsigned long starved_blocks;      /* blocks that reached the end of a part before the next */
 } gss_player;
 
 void gss_player_init(gss_player *p);
 /* Free every clip the player holds (not the handoff's). */
 void gss_player_free(gss_player *p);
 
-/* Take an offered clip if there is one and return 1. On the audio path
-   (force 0) a clip waits while a crossfade is still running; force 1 may
-   cut that crossfade short and free memory, so never use it from the perform
-   routine. */
+/* Take offered clips (a longer part of the sound playing, then a new sound)
+   and return 1 if one was taken. On the audio path (force 0) a new sound
+   waits while a crossfade is still running; force 1 may cut that crossfade
+   short and free memory, so never use it from the perform routine. */
 int gss_player_swap(gss_player *p, gss_handoff *h, int force);
 
 #define GSS_PLAYER_RETIRED 1  /* a clip went to the graveyard: collect soon */
 
-/* The perform routine's work: swap if a clip waits, then write n samples.
+/* The perform routine's work: take what waits, then write n samples.
    Returns GSS_PLAYER_RETIRED flags. */
 int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n);
 

@@ -12,17 +12,20 @@ from pd_helpers import REPO
 SOURCE = REPO / "pd_external" / "player.c"
 
 CDEF = """
-typedef struct gss_clip { int length; float samples[]; } gss_clip;
-typedef struct gss_handoff { void *slot; } gss_handoff;
+typedef struct gss_clip {
+    unsigned long sound; int partial, from_start, length; float samples[];
+} gss_clip;
+typedef struct gss_handoff { void *slot, *more; } gss_handoff;
 typedef struct gss_player {
     gss_clip *front, *fading, *graveyard[4];
-    long position;
+    long position, fading_position;
     int fade_position, fade_length, xfade_samples, playing, loop;
-    unsigned long swaps, silent_blocks;
+    unsigned long swaps, silent_blocks, starved_blocks;
 } gss_player;
 gss_clip *gss_clip_new(int length);
 void gss_handoff_init(gss_handoff *h);
 void gss_handoff_put(gss_handoff *h, gss_clip *clip);
+void gss_handoff_extend(gss_handoff *h, gss_clip *clip);
 gss_clip *gss_handoff_take(gss_handoff *h);
 void gss_player_init(gss_player *p);
 void gss_player_free(gss_player *p);
@@ -152,4 +155,90 @@ def test_an_untaken_clip_is_replaced(lib):
     player.lib.gss_player_play(player.p)
     assert player.render()[0] == [2.0] * 4
     assert player.p.swaps == 1
+    player.close()
+
+
+# --- a sound in parts (`stream 1`): its start plays while the rest is computed ---
+
+def clip_of(player, samples, sound, partial, from_start=1):
+    clip = player.lib.gss_clip_new(len(samples))
+    player.ffi.memmove(clip.samples, np.asarray(samples, np.float32).tobytes(), 4 * len(samples))
+    clip.sound, clip.partial, clip.from_start = sound, partial, from_start
+    return clip
+
+
+def test_a_sound_in_parts_plays_exactly_its_whole_clip(lib):
+    """Blocks of odd sizes across both seams: the output is the whole clip, sample for sample."""
+    rng = np.random.default_rng(0)
+    whole = rng.standard_normal(3000).astype(np.float32)
+    player = Player(lib)                     # no crossfade: every output sample is the new sound's
+    player.offer(9.0, length=5000)           # an old sound, playing somewhere in its middle
+    player.lib.gss_player_play(player.p)
+    player.render(777)
+    player.lib.gss_handoff_put(player.h, clip_of(player, whole[:400], sound=1, partial=1))
+    out = []
+    for block, extension in [(64, None), (100, (1000, 1)), (64, None), (333, (3000, 0))] + [(250, None)] * 12:
+        if extension:
+            length, partial = extension
+            player.lib.gss_handoff_extend(player.h, clip_of(player, whole[:length], sound=1, partial=partial))
+        out += player.render(block)[0]
+    np.testing.assert_array_equal(np.asarray(out[:3000], np.float32), whole)  # from its first sample on
+    assert player.p.swaps == 2               # the old sound and the new one; parts are no new sounds
+    assert player.p.starved_blocks == 0 and not player.p.front.partial
+    player.close()
+
+
+def test_running_out_of_a_part_pauses_until_the_rest_comes(lib):
+    whole = np.arange(1, 201, dtype=np.float32)
+    player = Player(lib)
+    player.lib.gss_player_play(player.p)
+    player.lib.gss_handoff_put(player.h, clip_of(player, whole[:50], sound=1, partial=1))
+    first, _ = player.render(64)
+    assert first[:50] == list(whole[:50]) and first[50:] == [0.0] * 14   # silence, not noise
+    assert player.render(64)[0] == [0.0] * 64                            # still waiting, position held
+    assert player.p.starved_blocks == 2 and player.p.position == 50 and player.p.playing
+    player.lib.gss_handoff_extend(player.h, clip_of(player, whole, sound=1, partial=0))
+    assert player.render(10)[0] == list(whole[50:60])                    # on from where it paused
+    player.close()
+
+
+def test_a_part_not_yet_taken_is_replaced_by_the_longer_one(lib):
+    player = Player(lib)
+    player.lib.gss_handoff_put(player.h, clip_of(player, [1.0] * 10, sound=1, partial=1))
+    player.lib.gss_handoff_extend(player.h, clip_of(player, [1.0] * 40, sound=1, partial=0))
+    assert player.p.front == player.ffi.NULL
+    player.lib.gss_player_play(player.p)
+    assert player.render(40)[0] == [1.0] * 40 and player.p.starved_blocks == 0
+    player.close()
+
+
+def test_a_new_sound_comes_in_while_the_old_one_waits_for_its_rest(lib):
+    """The worker skips the rest of a sound when a newer one is asked for: the newer one must
+    still come in, even though the old one's crossfade was cut by the wait."""
+    player = Player(lib, xfade=32)
+    player.offer(1.0, length=1000)
+    player.lib.gss_player_play(player.p)
+    player.render(8)
+    player.lib.gss_handoff_put(player.h, clip_of(player, [2.0] * 20, sound=1, partial=1))
+    player.render(64)                         # fades toward sound 1, runs out of it mid-fade
+    assert player.p.starved_blocks == 1
+    player.lib.gss_handoff_put(player.h, clip_of(player, [3.0] * 1000, sound=2, partial=0))
+    player.render(64)
+    samples, _ = player.render(64)
+    assert player.p.front.sound == 2 and samples[-1] == 3.0
+    # a late part of sound 1 is nobody's: it is dropped, not played
+    player.lib.gss_handoff_extend(player.h, clip_of(player, [9.0] * 100, sound=1, partial=0))
+    assert 9.0 not in player.render(16)[0] and player.p.front.sound == 2
+    player.close()
+
+
+def test_the_ready_clock_takes_the_whole_clip_at_once(lib):
+    """`ready` forces the swap so that `write` then copies the whole clip, DSP on or off."""
+    player = Player(lib)
+    player.lib.gss_player_play(player.p)
+    player.lib.gss_handoff_put(player.h, clip_of(player, [1.0] * 10, sound=1, partial=1))
+    player.render(4)
+    player.lib.gss_handoff_extend(player.h, clip_of(player, [1.0] * 40, sound=1, partial=0))
+    assert player.lib.gss_player_swap(player.p, player.h, 1) == 1
+    assert player.p.front.length == 40 and not player.p.front.partial and player.p.position == 4
     player.close()
