@@ -221,7 +221,9 @@ class Model:
                     x = generator.denormalize(generator.rgb(x, self.config.num_blocks))
                 return x
 
-            self._compiled[key] = tf.function(forward, reduce_retracing=True)
+            # setdefault: players sharing this model (shared_models.py) may ask
+            # at once from different threads, and must all get the one graph.
+            return self._compiled.setdefault(key, tf.function(forward, reduce_retracing=True))
         return self._compiled[key]
 
     def compile(self, start=None, stop=None):
