@@ -334,13 +334,19 @@ class Instrument:
             model.compile()
         try:
             # the first run of a traced graph optimises it (a few tenths of a second more);
-            # the parts of generate_parts are graphs of their own
-            for frames in PART_FRAMES:
-                self._clip(model, spectral.samples_for_frames(frames))
-            self._clip(model)
+            # the parts of generate_parts are graphs of their own, the longer ones needed
+            # only when the whole clip takes longer to make than the part before plays
+            # (timed on a first run, so rather too long than too short)
             start = time.perf_counter()
             self._clip(model)
             self.whole_seconds = time.perf_counter() - start
+            before = 0.0
+            for frames in PART_FRAMES:
+                if self.whole_seconds * PART_MARGIN <= before:
+                    break
+                length = spectral.samples_for_frames(frames)
+                self._clip(model, length)
+                before = length / model.sample_rate
         except GanspacesynthError:
             pass  # coefficients that do not fit the new PCA: `generate` will say so
 
