@@ -168,7 +168,7 @@ def main(argv=None):
     if code or not stats or errors:
         print("\n".join(lines[-40:]))
         sys.exit(f"Pd exited with status {code}; errors: {errors[:5]}")
-    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us = map(float, stats[-1].split()[1:])
+    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us = map(float, stats[-1].split()[1:7])
     ready = [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]  # not the warm-up
     (t0, v0), (t1, v1) = marks["start"], marks["end"]
     print(f"model {_shown(args.model)}" + (f", PCA {_shown(pca)}" if pca else " (z mode)"))

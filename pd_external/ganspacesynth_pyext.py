@@ -41,7 +41,7 @@ or [tabread4~].
     hallucinate ARRAY  -> progress F ..., written ARRAY N
     stats              -> stats 0 0 0 CLIPS (there is no perform routine to time)
     threads [N]        -> threads N: TensorFlow's compute threads (before the first load only)
-    play, stop, loop, xfade -> error: play the array instead
+    play, stop, loop, xfade, stream -> error: play the array instead
     anything else      -> error unknown message 'X'
     every problem      -> error TEXT, word by word, starting with the message that
                           caused it (also printed to Pd's window)
@@ -826,6 +826,9 @@ class ganspacesynth(pyext._class if pyext is not None else object):
 
     def xfade_1(self, *args):
         self._guard(lambda: self._no_signal("xfade"))
+
+    def stream_1(self, *args):
+        self._guard(lambda: self._no_signal("stream"))
 
     def stats_1(self, *args):
         self._guard(lambda: self._reply("stats", 0, 0, 0, self._clips))

@@ -80,6 +80,7 @@ static struct {
     int (*add_step)(int, const float *, int);
     int (*set_hallu)(int, const char *, float);
     int (*generate)(int, double);
+    int (*generate_parts)(int, double, gss_part_fn, void *);
     int (*hallucinate)(int, double, gss_progress_fn, void *);
     int (*find)(int, const char *, int, int, gss_progress_fn, void *);
     int (*read)(int, float *, int);
@@ -137,7 +138,8 @@ static void bridge_load(void)
     GET(set_z, "gss_set_z") GET(random_z, "gss_random_z") GET(set_pitch, "gss_set_pitch")
     GET(set_mode, "gss_set_mode") GET(clear_steps, "gss_clear_steps")
     GET(add_step, "gss_add_step") GET(set_hallu, "gss_set_hallu")
-    GET(generate, "gss_generate") GET(hallucinate, "gss_hallucinate")
+    GET(generate, "gss_generate") GET(generate_parts, "gss_generate_parts")
+    GET(hallucinate, "gss_hallucinate")
     GET(read, "gss_read") GET(last_error, "gss_last_error")
 #undef GET
 }
@@ -157,7 +159,7 @@ typedef struct job {
     float *values;          /* coefficients, z, a step */
     int count;              /* of values; find's layer steps */
     float number;           /* coeff or knob value, pitch, seed, setting value */
-    int index;              /* coeff index, seed, threads; find's steps */
+    int index;              /* coeff index, seed, threads; find's steps; generate: stream */
     double sample_rate;
     t_symbol *array;        /* only compared and handed back, never gensym'd here */
 } job;
@@ -188,6 +190,7 @@ typedef struct shared {
     int refs;
     atomic_int cancel;      /* read by Hallu's progress callback */
     gss_handoff handoff;
+    unsigned long sounds;   /* the worker's only: clips generated, the number of the next sound */
     int pd_gone;            /* Pd's thread only: the object was freed */
 } shared;
 
@@ -440,11 +443,78 @@ static gss_clip *fetch(shared *sh, int engine, int length)
     return clip;
 }
 
+/* worker side: is a newer generate waiting? Then the clip in hand is wanted no more. */
+static int generate_waiting(shared *sh)
+{
+    job *p;
+    int waiting = 0;
+    pthread_mutex_lock(&sh->lock);
+    for (p = sh->jobs; p && !waiting; p = p->next)
+        waiting = p->kind == J_GENERATE;
+    pthread_mutex_unlock(&sh->lock);
+    return waiting;
+}
+
+/* One sound being generated in parts (`stream 1`): each part is offered as
+   soon as the engine has it, the first as a new sound, the later ones (the
+   whole clip last) as its continuation. */
+typedef struct streaming {
+    shared *sh;
+    unsigned long sound;
+    int parts_offered;
+    int superseded;         /* abandoned for a newer generate */
+} streaming;
+
+static void offer(streaming *st, gss_clip *clip)
+{
+    clip->sound = st->sound;
+    clip->from_start = 1;
+    if (st->parts_offered++)
+        gss_handoff_extend(&st->sh->handoff, clip);
+    else
+        gss_handoff_put(&st->sh->handoff, clip);
+}
+
+static int part_callback(void *userdata, const float *samples, int count)
+{
+    streaming *st = userdata;
+    gss_clip *clip;
+    if (generate_waiting(st->sh) || atomic_load(&quitting))
+        return st->superseded = 1;  /* skip the rest: a newer sound is on its way */
+    if ((clip = gss_clip_new(count)))
+    {
+        memcpy(clip->samples, samples, (size_t)count * sizeof(float));
+        clip->partial = 1;
+        offer(st, clip);
+    }
+    return 0;
+}
+
+/* `generate`: the clip whole (`stream 0`), or in parts that play while the rest
+   is computed (`stream 1`); 0 when a newer generate made it pointless */
+static int generate(shared *sh, int engine, job *j)
+{
+    streaming st = {sh, ++sh->sounds, 0, 0};
+    double start = now_ms();
+    gss_clip *clip;
+    int rc = j->index ? bridge.generate_parts(engine, j->sample_rate, part_callback, &st)
+                      : bridge.generate(engine, j->sample_rate);
+    if (rc == GSS_CANCELLED && st.superseded)
+        return 0;
+    if (rc < 0 || !(clip = fetch(sh, engine, rc)))
+        return rc;
+    if (j->index)
+        offer(&st, clip);
+    else
+        gss_handoff_put(&sh->handoff, clip);
+    post_simple(sh, R_READY, now_ms() - start, 0, 0);
+    return rc;
+}
+
 /* returns the engine's status: < 0 for an error */
 static int run_job(shared *sh, int engine, job *j)
 {
     int rc = GSS_OK;
-    double start;
     gss_clip *clip;
     reply *r;
     switch (j->kind)
@@ -477,15 +547,7 @@ static int run_job(shared *sh, int engine, job *j)
         if ((rc = bridge.set_threads(engine, j->index)) >= 0)
             post_simple(sh, R_THREADS, rc, 0, 0);
         break;
-    case J_GENERATE:
-        start = now_ms();
-        if ((rc = bridge.generate(engine, j->sample_rate)) >= 0
-            && (clip = fetch(sh, engine, rc)))
-        {
-            gss_handoff_put(&sh->handoff, clip);
-            post_simple(sh, R_READY, now_ms() - start, 0, 0);
-        }
-        break;
+    case J_GENERATE: rc = generate(sh, engine, j); break;
     case J_HALLUCINATE:
         if ((rc = bridge.hallucinate(engine, j->sample_rate, progress_callback, sh)) >= 0
             && (clip = fetch(sh, engine, rc)))
@@ -622,6 +684,7 @@ typedef struct ganspacesynth {
     gss_player player;
     float xfade_ms;
     int autogenerate;
+    int stream;             /* generate in parts that play before the clip is whole */
     /* perform timing, for `stats`: wall-clock time, and the CPU time of
     Pd's thread itself (what perform computed, without preemption) */
     double perform_max_us, perform_total_us;
@@ -783,6 +846,7 @@ static void generate_now(t_ganspacesynth *x)
     if (!j)
         return;
     j->sample_rate = sys_getsr();
+    j->index = x->stream;
     post_job(x, j);
 }
 
@@ -1297,6 +1361,13 @@ static void ganspacesynth_auto(t_ganspacesynth *x, t_symbol *s, int argc, t_atom
         x->autogenerate = on != 0;
 }
 
+static void ganspacesynth_stream(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
+{
+    t_float on;
+    if (one_float(x, s, argc, argv, &on))
+        x->stream = on != 0;
+}
+
 static void ganspacesynth_play(t_ganspacesynth *x)
 {
     gss_player_play(&x->player);
@@ -1336,6 +1407,11 @@ static void ganspacesynth_write(t_ganspacesynth *x, t_symbol *s, int argc, t_ato
     if (!x->player.front)
     {
         reply_error(x, "write: no clip yet (send 'generate' and wait for 'ready')");
+        return;
+    }
+    if (x->player.front->partial)
+    {
+        reply_error(x, "write: the clip is not whole yet (wait for 'ready')");
         return;
     }
     write_array(x, name, x->player.front);
@@ -1392,7 +1468,7 @@ static void ganspacesynth_hallu_setting(t_ganspacesynth *x, t_symbol *s, int arg
 
 static void ganspacesynth_stats(t_ganspacesynth *x, t_symbol *s, int argc, t_atom *argv)
 {
-    t_atom a[6];
+    t_atom a[7];
         /* `stats reset`: start measuring afresh, e.g. after loading, whose
         heavy computing makes the OS preempt Pd's thread */
     if (argc == 1 && argv[0].a_type == A_SYMBOL && !strcmp(argv[0].a_w.w_symbol->s_name, "reset"))
@@ -1400,7 +1476,7 @@ static void ganspacesynth_stats(t_ganspacesynth *x, t_symbol *s, int argc, t_ato
         x->perform_max_us = x->perform_total_us = 0;
         x->perform_cpu_max_us = x->perform_cpu_total_us = 0;
         x->perform_count = 0;
-        x->player.silent_blocks = x->player.swaps = 0;
+        x->player.silent_blocks = x->player.swaps = x->player.starved_blocks = 0;
         return;
     }
     if (argc)
@@ -1414,7 +1490,8 @@ static void ganspacesynth_stats(t_ganspacesynth *x, t_symbol *s, int argc, t_ato
     SETFLOAT(&a[3], x->player.swaps);
     SETFLOAT(&a[4], x->perform_cpu_max_us);
     SETFLOAT(&a[5], x->perform_count ? x->perform_cpu_total_us / x->perform_count : 0);
-    outlet_anything(x->replies, gensym("stats"), 6, a);
+    SETFLOAT(&a[6], x->player.starved_blocks);
+    outlet_anything(x->replies, gensym("stats"), 7, a);
 }
 
 /* `threads N`: TensorFlow's compute threads for this Pd (all objects share
@@ -1507,6 +1584,7 @@ static void *ganspacesynth_new(t_symbol *s, int argc, t_atom *argv)
     x->collector = clock_new(x, (t_method)collect_tick);
     gss_player_init(&x->player);
     x->xfade_ms = 10;
+    x->stream = 1;
     set_xfade_samples(x, sys_getsr());
     sh->refs++;
     if (!(x->worker_ok = start_worker(sh)))
@@ -1566,6 +1644,7 @@ void ganspacesynth_tilde_setup(void)
     class_addmethod(c, (t_method)ganspacesynth_generate, gensym("generate"), 0);
     class_addbang(c, (t_method)ganspacesynth_generate);
     class_addmethod(c, (t_method)ganspacesynth_auto, gensym("auto"), A_GIMME, 0);
+    class_addmethod(c, (t_method)ganspacesynth_stream, gensym("stream"), A_GIMME, 0);
     class_addmethod(c, (t_method)ganspacesynth_play, gensym("play"), 0);
     class_addmethod(c, (t_method)ganspacesynth_stop, gensym("stop"), 0);
     class_addmethod(c, (t_method)ganspacesynth_loop, gensym("loop"), A_GIMME, 0);

@@ -262,7 +262,7 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     wall_ms = float(printed(stderr, "wall-ms")[0])
     logical_ms = float(printed(stderr, "logical-ms")[0])
     stats = [list(map(float, r.split()[1:])) for r in printed(stderr, "reply") if r.startswith("stats")]
-    (max1, mean1, silent1, swaps1, cpu1, cpumean1), (max2, mean2, silent2, swaps2, cpu2, cpumean2) = stats
+    (max1, mean1, silent1, swaps1, cpu1, cpumean1, _), (max2, mean2, silent2, swaps2, cpu2, cpumean2, _) = stats
     print(f"\nfirst generation (TensorFlow tracing + 1 s test delay): {wall_ms:.0f} ms of wall clock; "
           f"meanwhile Pd's logical time advanced {logical_ms:.0f} ms and the perform routine ran "
           f"{silent1:.3g} blocks waiting for the clip; worst block {max1:.1f} us "
