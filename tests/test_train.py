@@ -263,6 +263,21 @@ def test_health_watch_ignores_a_spike_and_catches_a_drift():
     assert not verdict.healthy and verdict.non_finite == ["g_loss"]
 
 
+def test_projection_critic_trains_and_is_recorded(dataset, tmp_path):
+    with pytest.raises(T.TrainError, match="pitch_critic 'both'"):
+        T.TrainConfig(pitch_critic="both")
+    from ganspacesynth.loss_curves import read_scalars
+
+    out = tmp_path / "projection"
+    T.train(dataset, out, overrides={**TINY, "stage_images": [8] + [2] * 12, "pitch_critic": "projection"},
+            progress_bar=False, summary_every=1)
+    run = json.loads((out / T.TRAIN_DIR / T.RUN_FILE).read_text())
+    assert run["train"]["pitch_critic"] == "projection"
+    scalars = read_scalars(out / "logs")
+    for name in ("d_loss", "g_loss", "ac_real", "ac_fake"):
+        assert np.all(np.isfinite(scalars[name][:, 1])), name
+
+
 @pytest.mark.slow
 def test_stage_penalty_lets_the_critic_meet_its_target_where_magentas_cannot(dataset, tmp_path):
     """Measured at the stage's resolution the penalty falls as the critic learns;

@@ -352,6 +352,12 @@ def _add_train(sub):
                    help="where the WGAN-GP gradient is measured: 'stage' (default), on what the "
                         "discriminator sees at the stage's resolution; 'magenta', on the "
                         "full-size denormalised spectrogram, as GANSynth did")
+    p.add_argument("--pitch-critic", choices=("classifier", "projection"),
+                   help="how the critic judges pitch: 'classifier' (default, Magenta's: a head "
+                        "that names the pitch of real clips, which the generator is rewarded for "
+                        "satisfying); 'projection', that head's logit of the label also added to "
+                        "the critic's score, so that the critic compares real and generated clips "
+                        "of one pitch")
     p.add_argument("--stop-on-divergence", action="store_true",
                    help="when the gradient penalty, the drift term or a loss leaves its healthy "
                         "band (median over --health-window steps) or is not finite, go back to "
@@ -398,7 +404,8 @@ def _run_train(args):
                       ("stable_images", "stable_stage_images"),
                       ("transition_images", "transition_stage_images"),
                       ("total_images", "total_images"), ("seed", "seed"),
-                      ("ema_decay", "ema_decay"), ("gradient_penalty", "gradient_penalty_space")):
+                      ("ema_decay", "ema_decay"), ("gradient_penalty", "gradient_penalty_space"),
+                      ("pitch_critic", "pitch_critic")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.batch_size is not None:
