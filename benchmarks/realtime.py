@@ -210,54 +210,12 @@ def stop(process):
 def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtime=True,
         threads=None, echo=None, folder=None):
     """One measured run on a fresh JACK server; returns a dict of figures."""
-    for program in ("jackd", "pd"):
-        if not shutil.which(program):
-            raise Failure(f"{program} is not installed (Debian: apt-get install "
-                          f"{'jackd2' if program == 'jackd' else 'puredata-core'})")
     folder = Path(folder or tempfile.mkdtemp(prefix="gss-rt-"))
     patch = realtime_patch(model, pca, seconds, period, generate).write(folder / "realtime.pd")
-    name = f"gss-rt-{os.getpid()}-{period}-{int(generate)}"
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name,
-               TF_CPP_MIN_LOG_LEVEL="2")
-    if threads:
-        env["GANSPACESYNTH_THREADS"] = str(threads)
-    jack_command = ["jackd", "-n", name, "-R" if realtime else "--no-realtime",
-                    "-d", "dummy", "-r", str(RATE), "-p", str(period)]
-    jackd = subprocess.Popen(jack_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=env)
-    pd = None
-    try:
-        jack_lines = Reader(jackd.stdout, echo and (lambda line: echo("jackd: " + line)))
-        deadline = time.monotonic() + 20
-        while not any("server starting" in line for _, line in jack_lines.lines):
-            if jackd.poll() is not None or time.monotonic() > deadline:
-                raise Failure("jackd did not start:\n" + "\n".join(l for _, l in jack_lines.lines[-20:]))
-            time.sleep(0.05)
-        time.sleep(0.5)  # the driver's first cycles
-        pd_command = ["pd", "-jack", "-callback", "-rt" if realtime else "-nrt", "-nogui", "-noprefs",
-                      "-nomidi", "-r", str(RATE), "-stderr", "-path", str(pd_dir), str(patch)]
-        pd = subprocess.Popen(pd_command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=str(folder))
-        pd_lines = Reader(pd.stderr, echo)
-        deadline = time.monotonic() + seconds + 300
-        threads_seen = []
-        while pd_lines.first("DONE") is None:
-            if pd.poll() is not None:
-                raise Failure(f"Pd ended (status {pd.returncode}) before the end of the run:\n"
-                              + "\n".join(l for _, l in pd_lines.lines[-30:]))
-            if time.monotonic() > deadline:
-                raise Failure("Pd did not finish the run in time:\n"
-                              + "\n".join(l for _, l in pd_lines.lines[-30:]))
-            if pd_lines.first("START") is not None and not threads_seen:
-                time.sleep(1)
-                threads_seen = thread_table(pd.pid)
-            time.sleep(0.1)
-        t0, t1 = pd_lines.first("START"), pd_lines.first("DONE")
-        time.sleep(0.2)
-    finally:
-        if pd:
-            stop(pd)
-        stop(jackd)
+    pd_lines, jack_lines, threads_seen = run_on_jack(
+        pd_dir, patch, period=period, budget=seconds + 300, realtime=realtime, threads=threads, echo=echo,
+        name=f"gss-rt-{os.getpid()}-{period}-{int(generate)}")
+    t0, t1 = pd_lines.first("START"), pd_lines.first("DONE")
     text = [line for _, line in pd_lines.lines]
 
     def value(prefix):
@@ -290,6 +248,280 @@ def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtim
     }
 
 
+def run_on_jack(pd_dir, patch, *, period, budget, realtime=True, threads=None, echo=None, name="gss-rt",
+                env_extra=None):
+    """Start a JACK server (dummy driver) and Pd on it with the patch, until the patch prints
+    DONE; end both by process id. Returns Pd's lines, jackd's lines and Pd's threads as seen
+    one second after START (if the patch prints it)."""
+    for program in ("jackd", "pd"):
+        if not shutil.which(program):
+            raise Failure(f"{program} is not installed (Debian: apt-get install "
+                          f"{'jackd2' if program == 'jackd' else 'puredata-core'})")
+    folder = Path(patch).parent
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_DEFAULT_SERVER=name,
+               TF_CPP_MIN_LOG_LEVEL="2", **(env_extra or {}))
+    if threads:
+        env["GANSPACESYNTH_THREADS"] = str(threads)
+    jack_command = ["jackd", "-n", name, "-R" if realtime else "--no-realtime",
+                    "-d", "dummy", "-r", str(RATE), "-p", str(period)]
+    jackd = subprocess.Popen(jack_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=env)
+    pd = None
+    try:
+        jack_lines = Reader(jackd.stdout, echo and (lambda line: echo("jackd: " + line)))
+        deadline = time.monotonic() + 20
+        while not any("server starting" in line for _, line in jack_lines.lines):
+            if jackd.poll() is not None or time.monotonic() > deadline:
+                raise Failure("jackd did not start:\n" + "\n".join(l for _, l in jack_lines.lines[-20:]))
+            time.sleep(0.05)
+        time.sleep(0.5)  # the driver's first cycles
+        pd_command = ["pd", "-jack", "-callback", "-rt" if realtime else "-nrt", "-nogui", "-noprefs",
+                      "-nomidi", "-r", str(RATE), "-stderr", "-path", str(pd_dir), str(patch)]
+        pd = subprocess.Popen(pd_command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=str(folder))
+        pd_lines = Reader(pd.stderr, echo)
+        deadline = time.monotonic() + budget
+        threads_seen = []
+        while pd_lines.first("DONE") is None:
+            if pd.poll() is not None:
+                raise Failure(f"Pd ended (status {pd.returncode}) before the end of the run:\n"
+                              + "\n".join(l for _, l in pd_lines.lines[-30:]))
+            if time.monotonic() > deadline:
+                raise Failure("Pd did not finish the run in time:\n"
+                              + "\n".join(l for _, l in pd_lines.lines[-30:]))
+            if pd_lines.first("START") is not None and not threads_seen:
+                time.sleep(1)
+                threads_seen = thread_table(pd.pid)
+            time.sleep(0.1)
+        time.sleep(0.2)
+    finally:
+        if pd:
+            stop(pd)
+        stop(jackd)
+    return pd_lines, jack_lines, threads_seen
+
+
+# --- knob-to-sound latency -------------------------------------------------
+
+LATENCY_MATCH = 2048      # samples of a new clip's start that must be found at the outlet
+EXACT = 0.0               # how far an outlet sample may be from the whole clip's: not at all
+
+
+def change_values(changes):
+    """The coefficient-0 values of the measured changes: all different, spread over -2..2."""
+    return [round(-2 + 4 * ((i * 37) % changes) / max(1, changes - 1), 4) for i in range(changes)]
+
+
+def latency_patch(model, pca, values, spacing_ms, stream, recording):
+    """Loads, plays in a loop with no crossfade, records the outlet to `recording` (float
+    WAV) and changes coefficient 0 to each of `values`, `spacing_ms` apart, printing the
+    logical time of every change and every `ready` since the recording started; DONE."""
+    p = Patch()
+    p.obj(f"table values {len(values)}")
+    load = p.obj("loadbang")
+    setup = p.msg(f"; values 0 {' '.join(map(str, values))}; pd dsp 1; "
+                  f"gss xfade 0, loop 1, play, stream {int(stream)}, load {model}" + (f" {pca}" if pca else ""))
+    p.chain(load, setup)
+    receive = p.obj("r gss")
+    gss = p.obj("ganspacesynth~")
+    dac = p.obj("dac~")
+    p.chain(receive, gss, dac)
+    p.connect(gss, 0, dac, 1)
+    recorder = p.obj("writesf~ 1")
+    p.connect(gss, 0, recorder)
+    p.connect(p.obj("r rec"), 0, recorder)
+    replies = p.obj("print reply")
+    route = p.obj("route loaded ready")
+    p.connect(gss, 1, replies)
+    p.connect(gss, 1, route)
+    p.connect(route, 0, p.msg("; gss generate"))
+
+    # the first `ready`: record from here on (logical time 0), changes after 300 ms
+    once = p.obj("spigot 1")
+    p.connect(route, 1, once)
+    start = p.obj("t b b b b")
+    p.connect(once, 0, start)
+    p.connect(start, 3, p.msg("0"))
+    p.connect(start + 1, 0, once, 1)
+    p.connect(start, 2, p.msg(f"; rec open -bytes 4 {recording}, start; gss auto 1, stats reset"))
+    begin = p.obj("delay 300")
+    p.connect(start, 0, begin)
+
+    # every `ready`: its logical time
+    ready_time = p.obj("t b")
+    p.connect(route, 1, ready_time)
+    ready_clock = p.obj("timer")
+    p.connect(start, 1, ready_clock)
+    p.connect(ready_time, 0, ready_clock, 1)
+    p.connect(ready_clock, 0, p.obj("print ready-ms"))
+
+    # the changes
+    metro = p.obj(f"metro {spacing_ms}")
+    p.connect(begin, 0, metro)
+    counter = p.obj("f")
+    plus = p.obj("+ 1")
+    p.chain(metro, counter, plus)
+    p.connect(plus, 0, counter, 1)
+    last = p.obj(f"moses {len(values)}")
+    p.connect(counter, 0, last)
+    each = p.obj("t f f")
+    p.connect(last, 0, each)
+    p.chain(each + 0, p.obj("t f b"))
+    when = len(p.lines) - 1
+    change_clock = p.obj("timer")
+    p.connect(start, 1, change_clock)
+    p.connect(when, 1, change_clock, 1)
+    pack = p.obj("pack f f")
+    p.connect(change_clock, 0, pack, 1)
+    p.connect(when, 0, pack)
+    p.connect(pack, 0, p.obj("print change"))
+    p.connect(each, 1, p.obj("tabread values"))
+    p.connect(len(p.lines) - 1, 0, p.msg("; gss coeff 0 $1"))
+
+    # after the last change and one more spacing: stop, report, DONE
+    end = p.obj("t b b b")
+    p.connect(last, 1, end)
+    p.connect(end, 2, p.msg("stop"))
+    p.connect(len(p.lines) - 1, 0, metro)
+    done = p.obj(f"delay {spacing_ms}")
+    p.connect(end, 1, done)
+    report = p.obj("t b b")
+    p.connect(done, 0, report)
+    p.connect(report, 1, p.msg("; rec stop; gss stats"))
+    p.connect(report, 0, p.obj("print DONE"))
+    return p
+
+
+def reference_clips(model, pca, values, rate=RATE):
+    """What the engine makes for each value, whole, at Pd's rate: what the outlet must play.
+    One compute thread, as the engine in Pd uses on this 2-core machine, so that the same
+    arithmetic runs in the same order."""
+    from ganspacesynth.errors import GanspacesynthError
+    from ganspacesynth.instrument import Instrument
+
+    instrument = Instrument(threads=max(1, (os.cpu_count() or 2) - 1))
+    try:
+        instrument.load(model, pca)
+    except GanspacesynthError:  # TensorFlow already runs with another count in this process
+        instrument = Instrument()
+        instrument.load(model, pca)
+    clips = []
+    for value in values:
+        instrument.set_coefficient(0, value)
+        clips.append(instrument.generate(rate))
+    return clips
+
+
+def find_start(out, clip, begin, end, block=64):
+    """The first block boundary in begin..end where the outlet plays the clip from its first
+    sample (LATENCY_MATCH samples of it, to within rounding), or None."""
+    n = min(LATENCY_MATCH, len(clip))
+    tolerance = 1e-5 * max(1e-9, float(abs(clip[:n]).max()))  # found even if not exact
+    for k in range(-(-begin // block) * block, min(end, len(out) - n) + 1, block):
+        if abs(out[k] - clip[0]) <= tolerance and float(abs(out[k:k + n] - clip[:n]).max()) <= tolerance:
+            return k
+    return None
+
+
+def follow(out, clip, tolerance):
+    """Walk the outlet's samples along the clip's: (clip samples played, samples of pause,
+    whether every sample was either the clip's next one or a pause's silence)."""
+    j = paused = 0
+    for x in out:
+        if j < len(clip) and abs(x - clip[j]) <= tolerance:
+            j += 1
+        elif x == 0.0:
+            paused += 1  # the player waits for the rest of the clip (`starved_blocks`)
+        else:
+            return j, paused, False
+    return j, paused, True
+
+
+def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, model="default", pca=None,
+                realtime=True, threads=None, echo=None, folder=None, env_extra=None):
+    """Knob to sound: `changes` coefficient changes, `spacing_ms` apart; for each, the time from
+    the `coeff` message to the first sample of its clip at the outlet (audio time: the
+    recording's samples, so what a listener hears; JACK's own output latency comes on top),
+    and whether the outlet then played the whole clip's samples exactly."""
+    import soundfile
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="gss-latency-"))
+    values = change_values(changes)
+    recording = folder / "outlet.wav"
+    patch = latency_patch(model, pca, values, spacing_ms, stream, recording.name).write(folder / "latency.pd")
+    pd_lines, _, _ = run_on_jack(pd_dir, patch, period=period, budget=changes * spacing_ms / 1000 + 600,
+                                 realtime=realtime, threads=threads, echo=echo, env_extra=env_extra,
+                                 name=f"gss-lat-{os.getpid()}-{period}-{int(stream)}")
+    text = [line for _, line in pd_lines.lines]
+    replies = [line[len("reply: "):] for line in text if line.startswith("reply: ")]
+    errors = [r for r in replies if r.startswith("error")]
+    stats = [r for r in replies if r.startswith("stats")]
+    if errors or not stats:
+        raise Failure(f"Pd reported errors {errors[:5]} or no stats:\n" + "\n".join(text[-30:]))
+    change_ms = [float(line.split()[2]) for line in text if line.startswith("change:")]
+    ready_ms = [float(line.split(":")[1]) for line in text if line.startswith("ready-ms:")]
+    out, rate = soundfile.read(str(recording), dtype="float32")
+    if rate != RATE or len(change_ms) != changes:
+        raise Failure(f"recording at {rate} Hz, {len(change_ms)} of {changes} changes seen")
+    clips = reference_clips(model, pca, values)
+    per_sample = RATE / 1000.0
+    starts = [int(round(t * per_sample)) for t in change_ms] + [len(out)]
+    rows = []
+    for i, clip in enumerate(clips):
+        begin, end = starts[i], starts[i + 1]
+        k = find_start(out, clip, begin, end)
+        if k is None:
+            rows.append({"latency_ms": None})
+            continue
+        later_ready = [t for t in ready_ms if t >= change_ms[i]]
+        checked, paused, exact = follow(out[k:end], clip, EXACT)
+        rows.append({
+            "latency_ms": (k - begin) / per_sample,
+            "first_sample_ms": k / per_sample,
+            "ready_ms": later_ready[0] if later_ready else None,   # the whole clip was there
+            "checked": checked, "paused": paused, "exact": exact,
+        })
+    fields = list(map(float, stats[-1].split()[1:]))
+    return {"period": period, "stream": stream, "model": model, "changes": rows, "values": values,
+            "spacing_ms": spacing_ms, "swaps": fields[3], "starved_blocks": fields[6] if len(fields) > 6 else 0,
+            "generation_ms": [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]}
+
+
+def summarize_latency(r):
+    """One line: median and worst knob-to-sound latency, and how exact the outlet was."""
+    import statistics
+
+    seen = [c for c in r["changes"] if c["latency_ms"] is not None]
+    lat = [c["latency_ms"] for c in seen]
+    if not lat:
+        return f"period {r['period']}, stream {int(r['stream'])}: no change was heard"
+    exact = sum(c["exact"] for c in seen)
+    checked = sum(c["checked"] for c in seen)
+    generation = statistics.median(r["generation_ms"]) if r["generation_ms"] else float("nan")
+    return (f"| {r['period']} | {'on' if r['stream'] else 'off'} | {statistics.median(lat):.1f} ms | "
+            f"{max(lat):.1f} ms | {len(seen)} of {len(r['changes'])} | {exact} of {len(seen)} "
+            f"({checked} samples) | {int(r['starved_blocks'])} | {generation:.0f} ms |")
+
+
+LATENCY_HEADER = ("| period | stream | knob to sound, median | worst | changes heard | "
+                  "played exactly as the whole clip | starved blocks | whole clip made in (median) |\n"
+                  "|---|---|---|---|---|---|---|---|")
+
+
+def full_size_folder(folder):
+    """The released architecture (random weights) saved with its own 8-direction SeFa PCA, as
+    `load FOLDER` takes it; its cost does not depend on the weights."""
+    import ganspacesynth
+    from run import full_size_model
+
+    folder = Path(folder)
+    if not (folder / "pca.npz").is_file():
+        full_size_model().save(folder)
+        model = ganspacesynth.load_model(folder)
+        ganspacesynth.compute_pca(model, estimator="sefa", n_components=8).save(folder / "pca.npz")
+    return folder
+
+
 def describe_threads(rows):
     """Pd's own thread, JACK's threads in Pd and the engine's, in one line."""
     return "; ".join(f"{name} nice {nice} {policy}{f' {prio}' if prio else ''}"
@@ -300,18 +532,41 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60, help="measured seconds per run (default 60)")
     parser.add_argument("--periods", type=int, nargs="+", default=[256, 64], help="JACK periods in frames")
-    parser.add_argument("--model", default="default", help="model folder or 'default'")
+    parser.add_argument("--model", default="default",
+                        help="model folder, 'default', or 'full' (the released architecture, made once)")
     parser.add_argument("--pca", default=None, help="PCA file (default: the model's own)")
     parser.add_argument("--threads", type=int, default=None, help="GANSPACESYNTH_THREADS for the engine")
     parser.add_argument("--no-realtime", action="store_true", help="jackd --no-realtime and pd -nrt")
     parser.add_argument("--verbose", action="store_true", help="echo Pd's output")
+    parser.add_argument("--latency", action="store_true",
+                        help="measure knob-to-sound latency instead (50 changes, stream on and off)")
+    parser.add_argument("--changes", type=int, default=50, help="--latency: changes measured")
+    parser.add_argument("--spacing", type=float, default=None,
+                        help="--latency: ms between changes (default 300, 800 for --model full)")
     args = parser.parse_args(argv)
+    if args.model == "full":
+        args.model = str(full_size_folder(REPO / "build" / "full-size-model"))
     try:
         pd_dir = locate_external(REPO / "build" / "pd-bench")
     except SetupError as error:
         sys.exit(str(error))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
           f"model {args.model}; {args.seconds:g} s per run at {RATE} Hz")
+    if args.latency:
+        spacing = args.spacing or (800 if "full-size" in args.model else 300)
+        print(LATENCY_HEADER, flush=True)
+        for period in args.periods:
+            for stream in (True, False):
+                try:
+                    r = run_latency(pd_dir, period=period, changes=args.changes, spacing_ms=spacing,
+                                    stream=stream, model=args.model, pca=args.pca,
+                                    realtime=not args.no_realtime, threads=args.threads,
+                                    echo=print if args.verbose else None)
+                except Failure as error:
+                    sys.exit(str(error))
+                print(summarize_latency(r), flush=True)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        return
     header = ("| period | generation | JACK xruns of Pd | driver's own xruns | Pd late ticks "
               "(worst excess) | perform worst: wall / CPU | generations (mean) | loudest |")
     rows = [header, "|---|---|---|---|---|---|---|---|"]

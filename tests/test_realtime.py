@@ -62,3 +62,20 @@ def test_pd_plays_on_jack_while_the_engine_generates(pd_dir, tmp_path, generate)
     nices = [nice for name, nice, _, _ in r["threads"] if name.startswith("tf_")]
     main_nice = r["threads"][0][1]
     assert nices and all(n == min(19, main_nice + 10) for n in nices), r["threads"]
+
+
+def test_a_knob_turn_is_heard_before_its_clip_is_whole(pd_dir, tmp_path):
+    """`stream 1` (the default): a coefficient change reaches the outlet with the start of its
+    clip, before the engine has finished the whole clip (its `ready`), and what the outlet
+    plays from there is exactly the whole clip, sample for sample (the whole clip made by the
+    engine in this process), with at most pauses of silence where the player waited for the
+    rest. How fast is the benchmark's business (`realtime.py --latency`)."""
+    try:
+        r = realtime.run_latency(pd_dir, period=64, changes=4, spacing_ms=1500, stream=True, folder=tmp_path)
+    except realtime.Failure as error:
+        pytest.fail(str(error), pytrace=False)
+    print("\n" + realtime.LATENCY_HEADER + "\n" + realtime.summarize_latency(r))
+    for change in r["changes"]:
+        assert change["latency_ms"] is not None, r["changes"]            # every change was heard
+        assert change["exact"] and change["checked"] >= realtime.LATENCY_MATCH, change
+        assert change["ready_ms"] is not None and change["first_sample_ms"] < change["ready_ms"], change
