@@ -2,6 +2,7 @@
 
     python benchmarks/realtime.py                       # 60 s per run, periods 256 and 64
     python benchmarks/realtime.py --seconds 10 --periods 64
+    python benchmarks/realtime.py --latency [--model full]   # knob to sound, stream on and off
 
 For each period, starts its own JACK server (``jackd``, dummy driver, 48 kHz:
 a real-time audio callback with no sound card) and runs Pd on it with
@@ -46,6 +47,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -412,14 +415,18 @@ def reference_clips(model, pca, values, rate=RATE):
     return clips
 
 
-def find_start(out, clip, begin, end, block=64):
-    """The first block boundary in begin..end where the outlet plays the clip from its first
-    sample (LATENCY_MATCH samples of it, to within rounding), or None."""
-    n = min(LATENCY_MATCH, len(clip))
-    tolerance = 1e-5 * max(1e-9, float(abs(clip[:n]).max()))  # found even if not exact
+def find_start(out, clip, begin, end, from_start, block=64):
+    """The first block boundary k in begin..end where the outlet plays the clip's own samples
+    (LATENCY_MATCH of them, exactly) and the clip position o there: 0 for a streamed sound,
+    which starts from its first sample; anywhere for a whole clip swapped in at the old
+    clip's position (`stream 0`). None if the clip never plays there."""
+    n = LATENCY_MATCH
+    looped = np.concatenate([clip, clip[:n]])  # a looping clip runs on from its end to its start
     for k in range(-(-begin // block) * block, min(end, len(out) - n) + 1, block):
-        if abs(out[k] - clip[0]) <= tolerance and float(abs(out[k:k + n] - clip[:n]).max()) <= tolerance:
-            return k
+        offsets = [0] if from_start else np.flatnonzero(clip == out[k])
+        for o in offsets:
+            if np.array_equal(out[k:k + n], looped[o:o + n]):
+                return k, int(o)
     return None
 
 
@@ -469,12 +476,13 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
     rows = []
     for i, clip in enumerate(clips):
         begin, end = starts[i], starts[i + 1]
-        k = find_start(out, clip, begin, end)
-        if k is None:
+        found = find_start(out, clip, begin, end, from_start=stream)
+        if found is None:
             rows.append({"latency_ms": None})
             continue
+        k, offset = found
         later_ready = [t for t in ready_ms if t >= change_ms[i]]
-        checked, paused, exact = follow(out[k:end], clip, EXACT)
+        checked, paused, exact = follow(out[k:end], np.concatenate([clip[offset:], clip]), EXACT)
         rows.append({
             "latency_ms": (k - begin) / per_sample,
             "first_sample_ms": k / per_sample,
