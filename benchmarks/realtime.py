@@ -66,6 +66,33 @@ class Failure(RuntimeError):
     """The harness could not run (missing program, server that would not start, Pd error)."""
 
 
+def _voice(p):
+    """[r gss] -> [ganspacesynth~] -> [dac~], its replies printed and `generate` sent once
+    it has `loaded`; returns the object and the [route loaded ready] of its replies."""
+    receive = p.obj("r gss")
+    gss = p.obj("ganspacesynth~")
+    dac = p.obj("dac~")
+    p.chain(receive, gss, dac)
+    p.connect(gss, 0, dac, 1)
+    p.connect(gss, 1, p.obj("print reply"))
+    route = p.obj("route loaded ready")
+    p.connect(gss, 1, route)
+    p.connect(route, 0, p.msg("; gss generate"))
+    return gss, route
+
+
+def _first_ready(p, route, outlets):
+    """A [t b ...] with `outlets` + 1 outlets fired by the voice's first `ready` only
+    (its last outlet closes the gate); returns it: its outlets 0..outlets-1 are free."""
+    once = p.obj("spigot 1")
+    p.connect(route, 1, once)
+    start = p.obj("t" + " b" * (outlets + 1))
+    p.connect(once, 0, start)
+    p.connect(start, outlets, p.msg("0"))
+    p.connect(start + 1, 0, once, 1)
+    return start
+
+
 def realtime_patch(model, pca, seconds, period, generate):
     """The measured patch; prints START when the first clip plays and DONE after `seconds`."""
     p = Patch()
@@ -73,25 +100,11 @@ def realtime_patch(model, pca, seconds, period, generate):
     load = p.obj("loadbang")
     setup = p.msg(f"; pd dsp 1; gss xfade 10, loop 1, play, load {model}"
                   + (f" {pca}" if pca else ""))
-    receive = p.obj("r gss")
-    gss = p.obj("ganspacesynth~")
-    dac = p.obj("dac~")
-    replies = p.obj("print reply")
-    route = p.obj("route loaded ready")
     p.chain(load, setup)
-    p.chain(receive, gss, dac)
-    p.connect(gss, 0, dac, 1)
-    p.connect(gss, 1, replies)
-    p.connect(gss, 1, route)
-    p.connect(route, 0, p.msg("; gss generate"))
+    gss, route = _voice(p)
 
     # the first `ready` starts the measurement, once
-    once = p.obj("spigot 1")
-    p.connect(route, 1, once)
-    start = p.obj("t b b b b b")
-    p.connect(once, 0, start)
-    p.connect(start, 4, p.msg("0"))
-    p.connect(start + 1, 0, once, 1)
+    start = _first_ready(p, route, 4)
     p.connect(start, 3, p.msg("; gss stats reset" + ("; gss auto 1" if generate else "")))
     p.connect(start, 2, p.obj("print START"))
 
@@ -325,27 +338,13 @@ def latency_patch(model, pca, values, spacing_ms, stream, recording):
     setup = p.msg(f"; values 0 {' '.join(map(str, values))}; pd dsp 1; "
                   f"gss xfade 0, loop 1, play, stream {int(stream)}, load {model}" + (f" {pca}" if pca else ""))
     p.chain(load, setup)
-    receive = p.obj("r gss")
-    gss = p.obj("ganspacesynth~")
-    dac = p.obj("dac~")
-    p.chain(receive, gss, dac)
-    p.connect(gss, 0, dac, 1)
+    gss, route = _voice(p)
     recorder = p.obj("writesf~ 1")
     p.connect(gss, 0, recorder)
     p.connect(p.obj("r rec"), 0, recorder)
-    replies = p.obj("print reply")
-    route = p.obj("route loaded ready")
-    p.connect(gss, 1, replies)
-    p.connect(gss, 1, route)
-    p.connect(route, 0, p.msg("; gss generate"))
 
     # the first `ready`: record from here on (logical time 0), changes after 300 ms
-    once = p.obj("spigot 1")
-    p.connect(route, 1, once)
-    start = p.obj("t b b b b")
-    p.connect(once, 0, start)
-    p.connect(start, 3, p.msg("0"))
-    p.connect(start + 1, 0, once, 1)
+    start = _first_ready(p, route, 3)
     p.connect(start, 2, p.msg(f"; rec open -bytes 4 {recording}, start; gss auto 1, stats reset"))
     begin = p.obj("delay 300")
     p.connect(start, 0, begin)
