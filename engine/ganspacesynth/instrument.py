@@ -12,8 +12,9 @@ Instruments that load the same model share one loaded copy
 
 Testing aid: the environment variable ``GANSPACESYNTH_TEST_DELAY`` (seconds,
 read at every call) makes ``generate`` and ``hallucinate`` sleep that long
-before working (``generate_parts`` before each part and before the whole), so that tests can show a host stays responsive while a
-generation runs. Leave it unset in normal use.
+before working (``generate_parts`` before each part and before the whole),
+so that tests can show a host stays responsive while a generation runs.
+Leave it unset in normal use.
 """
 
 import math
