@@ -16,6 +16,7 @@ import threading
 import weakref
 
 from .model import load_model, resolve_model_path
+from .threads import configure_threads
 
 _lock = threading.Lock()
 _loading = {}                        # key -> lock held while that key loads
@@ -32,9 +33,11 @@ def _files_signature(folder):
 def shared_model(path, threads=None):
     """The model at ``path`` (a folder or ``default``), loaded once per process.
 
-    Errors are ``load_model``'s. ``threads`` is passed on to the first load
-    (TensorFlow's thread count is process-wide anyway).
+    Errors are ``load_model``'s. ``threads`` is checked as ``load_model``
+    checks it even when the model is already loaded (TensorFlow's thread
+    count is process-wide: a different count after the first is an error).
     """
+    configure_threads(threads)
     folder = resolve_model_path(path)
     if not folder.is_dir():
         return load_model(path, threads=threads)   # its error says what is wrong
