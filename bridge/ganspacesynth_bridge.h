@@ -95,8 +95,8 @@ int gss_generate(int engine, double sample_rate);
 /* gss_generate, telling the clip's start while it works, so that a host can
    play it before the clip is whole: part() gets about the first 90 ms (made
    in a fraction of the whole clip's time), then a longer start when the
-   whole clip takes longer than that to make. Every part is bit for bit the
-   start of the clip gss_read() gives afterwards. A nonzero return from part()
+   whole clip takes longer than that to make. Every part is the start of the
+   clip gss_read() gives afterwards, to float rounding (~1e-7). A nonzero return from part()
    abandons the clip: the call returns GSS_CANCELLED. */
 int gss_generate_parts(int engine, double sample_rate, gss_part_fn part, void *userdata);
 int gss_hallucinate(int engine, double sample_rate, gss_progress_fn progress, void *userdata);

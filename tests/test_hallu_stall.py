@@ -32,7 +32,9 @@ def tracings(model):
 
 
 @pytest.mark.slow
-def test_first_clip_after_load_traces_nothing():
+def test_first_clip_after_load_traces_nothing(tmp_path):
+    import shutil
+
     from ganspacesynth.errors import GanspacesynthError
     from ganspacesynth.instrument import Instrument
 
@@ -59,16 +61,18 @@ def test_first_clip_after_load_traces_nothing():
     assert tracings(instrument.model)[(layer, None, None)] == before
 
     # a new model: the same again, without a generate between; and z alone (no PCA),
-    # the graph of 'latent' mode too
-    instrument.load(str(FIXTURE), str(FIXTURE_PCA))
+    # the graph of 'latent' mode too. Copies of the fixture, because loading the
+    # same folder again shares the copy already loaded (and traced).
+    first, second = (shutil.copytree(FIXTURE, tmp_path / name) for name in ("first", "second"))
+    instrument.load(str(first), str(FIXTURE_PCA))
     before = tracings(instrument.model)
     assert before
     instrument.generate(44100)
     assert tracings(instrument.model) == before
     instrument.set_mode("z")
-    instrument.load(str(FIXTURE), "none")
+    instrument.load(str(second), "none")
     before = tracings(instrument.model)
-    assert list(before) == [(-1, None, None)]
+    assert before and {layer for layer, _, _ in before} == {-1}   # z's graphs only (whole clip, first part)
     instrument.generate(44100)
     assert tracings(instrument.model) == before
 

@@ -160,10 +160,18 @@ def test_find_makes_the_found_point_current(tmp_path, reference_dir, reference_m
                                      rel=1e-3)
 
 
+# How far a part may be from the whole clip's start: float32 rounding of sums
+# taken in another order (the clips peak near 0.1-1).
+PART_ROUNDING = 1e-6
+
+
 @pytest.mark.parametrize("rate", [None, 44100, 48000])
-def test_parts_are_the_start_of_the_whole_clip_bit_for_bit(instrument, reference_dir, rate):
-    """What a host plays before the whole clip is there must be exactly that clip's start
-    (no seam where the whole clip takes over), resampler look-ahead included."""
+def test_parts_are_the_start_of_the_whole_clip(instrument, reference_dir, rate):
+    """What a host plays before the whole clip is there must be that clip's start
+    (no seam where the whole clip takes over), resampler look-ahead included.
+
+    To float rounding, not bit for bit: on some CPUs TensorFlow's oneDNN kernels
+    sum in a different order for a shorter input (seen in CI: 1e-7, -140 dB)."""
     instrument.set_mode("z")
     instrument.random_z(7)
     instrument.whole_seconds = 10.0  # as if the whole clip took long: every part is made
@@ -172,7 +180,7 @@ def test_parts_are_the_start_of_the_whole_clip_bit_for_bit(instrument, reference
     assert len(parts) == 2 and 0 < parts[0].size < parts[1].size < whole.size
     for part in parts:
         assert part.dtype == np.float32
-        np.testing.assert_array_equal(part, whole[:part.size])
+        np.testing.assert_allclose(part, whole[:part.size], rtol=0, atol=PART_ROUNDING)
     np.testing.assert_array_equal(whole, instrument.generate(rate))
     # the first part is short (a fraction of a second) ...
     assert parts[0].size / (rate or 16000) < 0.15
@@ -191,7 +199,7 @@ def test_parts_in_layer_mode_and_stopping(reference_dir):
     parts = []
     whole = i.generate_parts(48000, parts.append)
     for part in parts:
-        np.testing.assert_array_equal(part, whole[:part.size])
+        np.testing.assert_allclose(part, whole[:part.size], rtol=0, atol=PART_ROUNDING)
 
     def stop(part):
         raise KeyboardInterrupt  # what the bridge's callback raises to abandon the clip

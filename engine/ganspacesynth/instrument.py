@@ -422,9 +422,11 @@ class Instrument:
         ``on_part(samples)`` is called first with about the first 90 ms of the
         clip at ``sample_rate`` (computed in a fraction of the whole clip's
         time), then, when the whole clip takes longer to make than that part
-        plays, with a longer start; every part is bit for bit the start of the
-        clip returned (the generator's layers are local in time, and only the
-        samples the resampler will not change are given). An exception
+        plays, with a longer start; every part is the start of the clip
+        returned (the generator's layers are local in time, and only the
+        samples the resampler will not change are given), to float rounding:
+        on some CPUs TensorFlow sums in another order for a shorter input
+        (differences near 1e-7, far below hearing). An exception
         ``on_part`` raises stops the work. Returns the whole clip.
         """
         try:
