@@ -8,8 +8,8 @@ Steps (each skipped when its output already exists, so a stopped build resumes):
    fluidsynth at 16 kHz with reverb and chorus off, into WORK/render/.
 2. prepare: ``ganspacesynth prepare``'s API cuts them into the training
    dataset WORK/dataset/ (mono, 16 kHz, 4 s, pitch from the file name).
-3. train: ``ganspacesynth train WORK/dataset WORK/run --preset cpu-small``
-   (resumable: rerun the script to continue), exporting WORK/run/model/.
+3. train: ``ganspacesynth train WORK/dataset WORK/run`` with TRAIN_OPTIONS
+   below (resumable: rerun the script to continue), exporting WORK/run/model/.
    A run that did not finish in one sitting may be kept in the repository's
    ``training-state/default/`` (its ``train/`` and ``logs/`` folders): a new
    WORK/run starts from there, and the trainer resumes exactly.
@@ -180,9 +180,16 @@ def ship(model: Path, dataset_dir: Path, work: Path, target: Path):
     print(result.format())
 
 
+# The shipped model's run: the cpu-small preset (pitch label gain 48,
+# stage-resolution gradient penalty, EMA 0.995, batch 8) with the projection
+# critic, its 64x512 and 128x1024 stable stages shortened (6,400 and 4,800
+# images, from 12,800 and 9,600) to fit the sitting that finished it.
+TRAIN_OPTIONS = ["--preset", "cpu-small", "--seed", "0", "--pitch-critic", "projection",
+                 "--stage-images", "40000,20000,30000,15000,20000,16000,16000,12000,12000,8000,6400,4800,4800"]
+
+
 def train_command(dataset_dir: Path, run_dir: Path, threads):
-    command = [sys.executable, "-m", "ganspacesynth", "train", str(dataset_dir), str(run_dir),
-               "--preset", "cpu-small", "--seed", "0"]
+    command = [sys.executable, "-m", "ganspacesynth", "train", str(dataset_dir), str(run_dir), *TRAIN_OPTIONS]
     if threads:
         command += ["--threads", str(threads)]
     return command

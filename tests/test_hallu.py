@@ -220,6 +220,7 @@ def test_cli_hallu_needs_steps(tmp_path, capsys):
 def test_demo_renders_the_shipped_session_on_the_default_model(tmp_path, capsys):
     from ganspacesynth import load_model, load_pca
     from ganspacesynth.cli import main
+    from ganspacesynth.paths import models_dir
 
     model, pca = load_model("default"), load_pca("default")
     assert pca.model_id == model.identifier
@@ -227,8 +228,12 @@ def test_demo_renders_the_shipped_session_on_the_default_model(tmp_path, capsys)
     assert main(["demo", "-o", str(out)]) == 0
     audio, rate = soundfile.read(out, dtype="float32")
     assert rate == model.sample_rate
-    # 4 steps, 6 points between each: 22 notes 0.25 s apart, each 1.5 s long.
-    assert len(audio) == round((0.25 * 21 + 1.5) * rate)
+    # 7 steps, 3 points between each: 25 notes 0.25 s apart, each 1.15 s long,
+    # a C major arpeggio up and down (z mode, a pitch per step) along the first
+    # three components
+    session = HalluSession.load(models_dir() / "default" / "demo_session.json")
+    assert session.mode == "z" and session.pitch == [60, 64, 67, 72, 67, 64, 60]
+    assert len(audio) == round((0.25 * 24 + 1.15) * rate)
     assert 0.85 < np.abs(audio).max() <= 0.9 + 1e-3
     assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
     assert "demo written:" in capsys.readouterr().out

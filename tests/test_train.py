@@ -494,3 +494,19 @@ def test_default_model_makes_tones_not_noise_or_silence(default_model):
         assert rms > 0.01, f"RMS {rms:.4f}: next to silence"
         flatness = spectral_flatness(clip)
         assert flatness < 0.1 * noise_flatness, f"flatness {flatness:.3f} vs white noise {noise_flatness:.3f}"
+
+
+def test_default_model_plays_the_pitch_it_is_given(default_model):
+    """The default model is an instrument: pYIN (independent of the project's own
+    pitch tracker) hears the label's pitch in its clips, across its range."""
+    from ganspacesynth.evaluate import track_pitches
+
+    labels = default_model.pitches[::3]                  # 60, 63, 66, 69, 72
+    z = default_model.random_z(4, seed=1)
+    clips = np.concatenate([default_model.generate(z, pitch) for pitch in labels])
+    midi = np.repeat(labels, len(z))
+    voiced, cents = track_pitches(clips, midi, default_model.sample_rate, workers=1)
+    played = [pitch for i, pitch in enumerate(labels)
+              if np.mean(voiced[i * 4:(i + 1) * 4]) >= 0.75
+              and np.nanmedian(np.abs(cents[i * 4:(i + 1) * 4])) <= 50]
+    assert len(played) >= len(labels) - 1, f"pitch heard in {played} of {labels}"
