@@ -510,3 +510,14 @@ def test_default_model_plays_the_pitch_it_is_given(default_model):
               if np.mean(voiced[i * 4:(i + 1) * 4]) >= 0.75
               and np.nanmedian(np.abs(cents[i * 4:(i + 1) * 4])) <= 50]
     assert len(played) >= len(labels) - 1, f"pitch heard in {played} of {labels}"
+
+
+def test_default_models_first_component_is_a_brightness_control(default_model):
+    """Its first PCA component moves the spectral centroid by more than 10% over -2..2
+    (layer space, from the mean, as `describe` sweeps it)."""
+    from ganspacesynth.describe import spectral_centroid
+
+    pca = ganspacesynth.load_pca("default")
+    low, high = (float(np.mean(spectral_centroid(default_model.synthesize(pca, [c]), default_model.sample_rate)))
+                 for c in (-2.0, 2.0))
+    assert abs(high - low) > 0.1 * max(low, high), (low, high)
