@@ -243,11 +243,10 @@ def install(model: Path, work: Path):
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    # The command names this machine's folders; the package should not.
+    # The recorded command names this machine's folders (and the thread count of
+    # the last sitting); the package records the run's settings only.
     config = json.loads((model / "config.json").read_text())
-    command = config["training"].get("command")
-    if command:
-        config["training"]["command"] = command.replace(str(work), "WORK")
+    config["training"]["command"] = " ".join(["ganspacesynth train WORK/dataset WORK/run", *TRAIN_OPTIONS])
     (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     shutil.copytree(model / "weights", target / "weights")
     print(f"installed into {target}")
