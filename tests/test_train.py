@@ -499,16 +499,15 @@ def test_default_model_makes_tones_not_noise_or_silence(default_model):
 def test_default_model_plays_the_pitch_it_is_given(default_model):
     """The default model is an instrument: pYIN (independent of the project's own
     pitch tracker) hears the label's pitch in its clips, across its range."""
-    from ganspacesynth.evaluate import track_pitches
+    from ganspacesynth.evaluate import passes, pitch_summary, track_pitches
 
     labels = default_model.pitches[::3]                  # 60, 63, 66, 69, 72
     z = default_model.random_z(4, seed=1)
     clips = np.concatenate([default_model.generate(z, pitch) for pitch in labels])
     midi = np.repeat(labels, len(z))
     voiced, cents = track_pitches(clips, midi, default_model.sample_rate, workers=1)
-    played = [pitch for i, pitch in enumerate(labels)
-              if np.mean(voiced[i * 4:(i + 1) * 4]) >= 0.75
-              and np.nanmedian(np.abs(cents[i * 4:(i + 1) * 4])) <= 50]
+    # evaluate's own rule per label (pitch in >= 80% of clips, median error <= 50 cents)
+    played = [pitch for pitch in labels if passes(pitch_summary(voiced[midi == pitch], cents[midi == pitch]))]
     assert len(played) >= len(labels) - 1, f"pitch heard in {played} of {labels}"
 
 
