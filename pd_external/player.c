@@ -175,6 +175,35 @@ int gss_player_swap(gss_player *p, gss_handoff *h, int force)
     return (swap(p, h, force) != 0) | extended;
 }
 
+/* The gain of a pause's ramps at step k of GSS_RAMP: 0 at k = 0, exactly 1 at
+   k = GSS_RAMP, flat at both ends. A smoothstep, 3t^2 - 2t^3: the shape of a
+   raised cosine (within 1%) without a cosine per sample; flat ends mean no
+   corner where the ramp meets the sound or the silence. */
+static float ramp_gain(int k)
+{
+    float t = (float)k / (float)GSS_RAMP;
+    return t * t * (3.f - 2.f * t);
+}
+
+/* The next sample of a pause's decay, 0 once it is over. */
+static float decay(gss_player *p)
+{
+    return p->tail_left > 0 ? p->tail * ramp_gain(--p->tail_left) : 0.f;
+}
+
+/* The part played ran out: its next samples do not exist yet, so instead of
+   cutting to silence, decay from the last sample written; and let whatever
+   plays next (the next part, or a new sound) fade in. A pause that goes on
+   over several blocks starts once: a whole fade-in still due means nothing
+   has played since it began. */
+static void start_pause(gss_player *p, float last)
+{
+    if (p->fade_in_left == GSS_RAMP)
+        return;
+    p->tail = last;
+    p->tail_left = p->fade_in_left = GSS_RAMP;
+}
+
 int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
 {
     int flags = extend(p, h, 0) == 2 ? GSS_PLAYER_RETIRED : 0;
@@ -194,6 +223,7 @@ int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
                         /* the rest is not there yet: pause here, go on when it comes;
                         end a crossfade into the pause, so that a new sound can
                         come in if this one's rest never does */
+                    start_pause(p, i > 0 ? out[i - 1] : p->last);
                     p->starved_blocks++;
                     p->fade_position = p->fade_length;
                     break;
@@ -214,6 +244,10 @@ int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
                 p->fading_position++;
                 sample = old + gain * (sample - old);
             }
+                /* after a pause: fade in, over what is left of the pause's decay
+                (nothing, unless the pause was shorter than the decay) */
+            if (p->fade_in_left > 0)
+                sample = sample * ramp_gain(GSS_RAMP - --p->fade_in_left) + decay(p);
             out[i] = sample;
             position++;
         }
@@ -222,7 +256,9 @@ int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n)
     else if (p->playing)
         p->silent_blocks++;
     for (; i < n; i++)
-        out[i] = 0.f;
+        out[i] = decay(p);  /* silence, once a pause's decay is over */
+    if (n > 0)
+        p->last = out[n - 1];
     if (p->fading && (p->fade_position >= p->fade_length || !p->playing))
     {
         if (bury(p, p->fading))
@@ -240,9 +276,11 @@ void gss_player_play(gss_player *p)
 {
     p->position = 0;
     p->playing = 1;
+    p->tail_left = p->fade_in_left = 0;
 }
 
 void gss_player_stop(gss_player *p)
 {
     p->playing = 0;
+    p->tail_left = p->fade_in_left = 0;
 }

@@ -7,8 +7,14 @@
  * one whole, each through a second slot (`more`); the player puts each in
  * the place of the one it plays, at the same sample position, so the sound
  * goes on without a seam. Playing up to the end of a part before the next
- * one is there, it pauses (silence, counted in `starved_blocks`) and goes on
- * where it stopped when the next part comes. Everything in gss_player
+ * one is there, it pauses (counted in `starved_blocks`) and goes on where it
+ * stopped when the next part comes. Cutting to silence and back would click
+ * twice, so the pause is de-clicked: the output decays from its last sample
+ * to exactly 0 over GSS_RAMP samples (the clip's next samples do not exist
+ * yet), stays silent, and what plays after it (the next part, or a new sound
+ * that came meanwhile) fades in over GSS_RAMP samples. Positions in the clip
+ * run as without the ramps, and without a pause the output is the clip's
+ * samples exactly. Everything in gss_player
  * belongs to the audio side (Pd's scheduler thread, which also runs the
  * object's methods and clocks), so only the slots need to be atomic.
  *
@@ -51,6 +57,15 @@ gss_clip *gss_handoff_take(gss_handoff *h);
 
 #define GSS_GRAVEYARD 4
 
+/* The length of a pause's decay and of the fade-in after it: 2.7 ms at 48 kHz,
+   2.9 at 44.1 (8 ms at the model's 16 kHz). A few ms is the usual de-click
+   length: long enough that a full-scale step spreads into slopes of at most
+   1.5/128 per sample, those of a full-scale 90 Hz sine at 48 kHz (a soft
+   thump at worst, no broadband click); short enough to keep a pause a pause
+   and not to blunt audibly the attack of a sound fading in after one. Fixed
+   in samples, so that the player needs no sample rate. */
+#define GSS_RAMP 128
+
 typedef struct gss_player {
     gss_clip *front;                   /* the clip being played */
     gss_clip *fading;                  /* the previous one, fading out */
@@ -63,6 +78,10 @@ typedef struct gss_player {
     unsigned long swaps;               /* new sounds taken (not their later parts) */
     unsigned long silent_blocks;       /* playing, but no clip yet */
     unsigned long starved_blocks;      /* blocks that reached the end of a part before the next */
+    float last;                        /* the last sample written: where a pause decays from */
+    float tail;                        /* the level the pause's decay started from */
+    int tail_left;                     /* samples of that decay still to come */
+    int fade_in_left;                  /* samples of fade-in still due after a pause */
 } gss_player;
 
 void gss_player_init(gss_player *p);
@@ -84,6 +103,8 @@ int gss_player_render(gss_player *p, gss_handoff *h, float *out, int n);
 /* Free the graveyard; not from the perform routine. */
 void gss_player_collect(gss_player *p);
 
+/* Start from the clip's first sample / cut to silence, both at once (a
+   pause's ramps end there too). */
 void gss_player_play(gss_player *p);
 void gss_player_stop(gss_player *p);
 

@@ -1,6 +1,7 @@
 """player.c, the clip double buffer of [ganspacesynth~], on its own: compiled
 with the system's C compiler and driven through cffi, no Pd needed."""
 
+import re
 import shutil
 import subprocess
 
@@ -10,6 +11,7 @@ import pytest
 from pd_helpers import REPO
 
 SOURCE = REPO / "pd_external" / "player.c"
+RAMP = int(re.search(r"#define GSS_RAMP (\d+)", (REPO / "pd_external" / "player.h").read_text()).group(1))
 
 CDEF = """
 typedef struct gss_clip {
@@ -21,6 +23,8 @@ typedef struct gss_player {
     long position, fading_position;
     int fade_position, fade_length, xfade_samples, playing, loop;
     unsigned long swaps, silent_blocks, starved_blocks;
+    float last, tail;
+    int tail_left, fade_in_left;
 } gss_player;
 gss_clip *gss_clip_new(int length);
 void gss_handoff_init(gss_handoff *h);
@@ -189,16 +193,109 @@ def test_a_sound_in_parts_plays_exactly_its_whole_clip(lib):
 
 
 def test_running_out_of_a_part_pauses_until_the_rest_comes(lib):
-    whole = np.arange(1, 201, dtype=np.float32)
+    """The part's samples exactly; then, its next ones not there yet, a decay from the last one
+    to exactly 0 in RAMP samples, silence, and on from where it stopped, fading back in over
+    RAMP samples, then exactly the clip's samples again."""
+    whole = np.linspace(0.5, 1.0, 1000, dtype=np.float32)
     player = Player(lib)
     player.lib.gss_player_play(player.p)
     player.lib.gss_handoff_put(player.h, clip_of(player, whole[:50], sound=1, partial=1))
-    first, _ = player.render(64)
-    assert first[:50] == list(whole[:50]) and first[50:] == [0.0] * 14   # silence, not noise
-    assert player.render(64)[0] == [0.0] * 64                            # still waiting, position held
-    assert player.p.starved_blocks == 2 and player.p.position == 50 and player.p.playing
+    out = player.render(64)[0] + player.render(RAMP)[0] + player.render(64)[0]
+    assert player.p.starved_blocks == 3 and player.p.position == 50 and player.p.playing  # position held
+    assert out[:50] == list(whole[:50])
+    decay = np.array(out[50:50 + RAMP])
+    assert np.all(np.diff(np.concatenate([[whole[49]], decay])) <= 0) and decay[-1] == 0.0
+    assert decay[0] > 0.99 * whole[49]                                   # no cut
+    assert out[50 + RAMP:] == [0.0] * (len(out) - 50 - RAMP)            # then silence, not noise
     player.lib.gss_handoff_extend(player.h, clip_of(player, whole, sound=1, partial=0))
-    assert player.render(10)[0] == list(whole[50:60])                    # on from where it paused
+    resumed = player.render(2 * RAMP)[0]
+    gain = np.array(resumed[:RAMP]) / whole[50:50 + RAMP]
+    assert 0 < gain[0] < 0.01 and np.all(np.diff(gain) > 0) and gain[-1] == 1.0
+    assert resumed[RAMP:] == list(whole[50 + RAMP:50 + 2 * RAMP])       # on from where it paused
+    player.close()
+
+
+# --- the pause de-clicked: no step at its start or end beyond the sound's own and the ramps' ---
+
+def tone(length, peak=0.9, hz=200.0, rate=48000):
+    """A sine whose sample 262 (where the parts below run out) is near its peak: a cut there
+    would be a step of almost `peak`."""
+    t = np.arange(length) - 261
+    return (peak * np.cos(2 * np.pi * hz * t / rate)).astype(np.float32)
+
+
+def biggest_step(samples):
+    return float(np.max(np.abs(np.diff(np.asarray(samples, np.float64)))))
+
+
+def click_bound(clip, peak):
+    """The clip's own steepest step, plus two ramps' (a fade-in over the rest of a decay): a
+    smoothstep's steepest slope is 1.5 per ramp."""
+    return biggest_step(clip) + 2 * 1.5 * peak / RAMP + 1e-6
+
+
+@pytest.mark.parametrize("idle_blocks", [0, 4], ids=["shorter-than-the-decay", "long"])
+def test_a_pause_neither_cuts_nor_jumps_back_in(lib, idle_blocks):
+    whole = tone(3000)
+    player = Player(lib)
+    player.lib.gss_player_play(player.p)
+    player.lib.gss_handoff_put(player.h, clip_of(player, whole[:262], sound=1, partial=1))
+    out = []
+    for _ in range(5 + idle_blocks):         # runs out 6 samples into the 5th block
+        out += player.render(64)[0]
+    assert player.p.starved_blocks == 1 + idle_blocks
+    player.lib.gss_handoff_extend(player.h, clip_of(player, whole, sound=1, partial=0))
+    for _ in range(10):
+        out += player.render(64)[0]
+    out = np.asarray(out, np.float32)
+    assert abs(out[261]) > 0.89                                          # the cut would be this big
+    assert biggest_step(out) <= click_bound(whole, 0.9), biggest_step(out)
+    resume = (5 + idle_blocks) * 64
+    np.testing.assert_array_equal(out[:262], whole[:262])
+    np.testing.assert_array_equal(out[resume + RAMP:], whole[262 + RAMP:262 + len(out) - resume])
+    assert player.p.starved_blocks == 1 + idle_blocks                    # counted as ever
+    player.close()
+
+
+def test_a_pause_mid_crossfade_and_new_sounds_during_it_and_its_fade_in(lib):
+    """The pause decays from what was heard (the crossfade's mix, not the part's last sample);
+    a new sound that comes during the pause fades in, and one that comes during that fade-in
+    crossfades from it: no step beyond the crossfades' own."""
+    player = Player(lib, xfade=32)
+    player.offer(1.0, length=10000)
+    player.lib.gss_player_play(player.p)
+    out = player.render(64)[0]
+    player.lib.gss_handoff_put(player.h, clip_of(player, [-1.0] * 8, sound=1, partial=1))
+    for _ in range(3):                       # crossfades toward -1, runs out 8 samples in
+        out += player.render(64)[0]
+    assert player.p.starved_blocks == 3
+    assert out[71] == 1 - 2 * 7 / 32 and out[72] > 0.99 * out[71]       # decays from the mix
+    assert out[199] == 0.0 and out[200:] == [0.0] * 56                  # to 0 in RAMP samples
+    player.lib.gss_handoff_put(player.h, clip_of(player, [0.5] * 10000, sound=2, partial=0))
+    out += player.render(64)[0]              # comes in during the pause, fading in
+    player.lib.gss_handoff_put(player.h, clip_of(player, [-0.5] * 10000, sound=3, partial=0))
+    for _ in range(3):                       # comes in during the fade-in
+        out += player.render(64)[0]
+    assert player.p.swaps == 4 and player.p.front.sound == 3 and player.p.starved_blocks == 3
+    assert out[256] == 0.0 and 0 < out[319] < 0.5                       # 2 was fading in
+    assert biggest_step(out) <= 2 / 32 + 1e-6, biggest_step(out)        # the crossfades' own steps
+    assert out[256 + RAMP:] == [-0.5] * (len(out) - 256 - RAMP)          # then exactly 3
+    player.close()
+
+
+def test_stop_and_play_are_as_abrupt_as_ever(lib):
+    """A pause's ramps end with `stop` (silence at once) and `play` (the first sample at once)."""
+    whole = tone(1000)
+    player = Player(lib)
+    player.lib.gss_player_play(player.p)
+    player.lib.gss_handoff_put(player.h, clip_of(player, whole[:262], sound=1, partial=1))
+    for _ in range(5):
+        player.render(64)                    # paused 58 samples into the decay
+    player.lib.gss_player_stop(player.p)
+    assert player.render(64)[0] == [0.0] * 64
+    player.lib.gss_handoff_extend(player.h, clip_of(player, whole, sound=1, partial=0))
+    player.lib.gss_player_play(player.p)
+    np.testing.assert_array_equal(player.render(64)[0], whole[:64])
     player.close()
 
 
