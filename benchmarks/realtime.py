@@ -321,6 +321,9 @@ def run_on_jack(pd_dir, patch, *, period, budget, realtime=True, threads=None, e
 
 LATENCY_MATCH = 2048      # samples of a new clip's start that must be found at the outlet
 EXACT = 0.0               # how far an outlet sample may be from the whole clip's: not at all
+RAMP = 128                # player.h's GSS_RAMP: a pause's decay to silence, and the fade-in after it
+RAMP_SLACK = 1e-6         # float rounding of a ramp's gain, computed by the player
+AFTER_RAMP = 32           # samples of the clip's own that must follow a fade-in
 
 
 def change_values(changes):
@@ -418,28 +421,74 @@ def find_start(out, clip, begin, end, from_start, block=64):
     """The first block boundary k in begin..end where the outlet plays the clip's own samples
     (LATENCY_MATCH of them, exactly) and the clip position o there: 0 for a streamed sound,
     which starts from its first sample; anywhere for a whole clip swapped in at the old
-    clip's position (`stream 0`). None if the clip never plays there."""
+    clip's position (`stream 0`). None if the clip never plays there. A streamed sound that
+    came while the old one paused fades in (see fades_in): its first RAMP samples are
+    checked that way, the rest exactly."""
     n = LATENCY_MATCH
     looped = np.concatenate([clip, clip[:n]])  # a looping clip runs on from its end to its start
     for k in range(-(-begin // block) * block, min(end, len(out) - n) + 1, block):
-        offsets = [0] if from_start else np.flatnonzero(clip == out[k])
-        for o in offsets:
+        if from_start:
+            if fades_in(out, k, looped, 0, out[k - 1] if k else 0.0, EXACT, after=n - RAMP):
+                return k, 0
+            continue
+        for o in np.flatnonzero(clip == out[k]):
             if np.array_equal(out[k:k + n], looped[o:o + n]):
                 return k, int(o)
     return None
 
 
-def follow(out, clip, tolerance):
+def fades_in(out, i, clip, j, before, tolerance, after=AFTER_RAMP):
+    """Whether the outlet plays the clip on from clip[j] at out[i] as the player does after a
+    pause: RAMP samples fading in, each the clip's sample times a gain in 0..1, give or take
+    what is left of the pause's decay (never more than `before`, the outlet's sample before:
+    the decay only falls), then `after` samples (or as many as there are) of the clip's own,
+    within `tolerance`. Exact playback passes too (all gains 1); where a fade-in starts in
+    the wrong place, the samples after it are the wrong ones."""
+    n = min(RAMP, len(out) - i, len(clip) - j)
+    ramp, faded = out[i:i + n], clip[j:j + n]
+    slack = abs(before) + RAMP_SLACK
+    if not np.all((np.minimum(faded, 0) - slack <= ramp) & (ramp <= np.maximum(faded, 0) + slack)):
+        return False
+    m = min(after, len(out) - i - n, len(clip) - j - n)
+    return bool(np.all(np.abs(out[i + n:i + n + m] - clip[j + n:j + n + m]) <= tolerance))
+
+
+def follow(out, clip, tolerance, before=0.0):
     """Walk the outlet's samples along the clip's: (clip samples played, samples of pause,
-    whether every sample was either the clip's next one or a pause's silence)."""
-    j = paused = 0
-    for x in out:
-        if j < len(clip) and abs(x - clip[j]) <= tolerance:
-            j += 1
-        elif x == 0.0:
-            paused += 1  # the player waits for the rest of the clip (`starved_blocks`)
-        else:
-            return j, paused, False
+    whether every sample was either the clip's next one or part of a pause). In a pause the
+    player waits for the rest of the clip (`starved_blocks`): from the last sample played the
+    outlet decays to silence (never growing, 0 after RAMP samples), stays silent, then the
+    clip goes on where it stopped, fading in (fades_in). Outside these ramps every sample
+    must be the clip's; in them, the shape is checked, not the values to the bit. The sound
+    itself may start with a fade-in, if it came during the old one's pause (`before`: the
+    outlet's sample before out[0]). A part that runs out within RAMP samples of its fade-in
+    (the engine's parts are far longer) is not followed: it counts as not exact."""
+    i = j = paused = 0
+    if len(out) and abs(out[0] - clip[0]) > tolerance and fades_in(out, 0, clip, 0, before, tolerance):
+        i = j = min(RAMP, len(out), len(clip))
+    while i < len(out):
+        if j < len(clip) and abs(out[i] - clip[j]) <= tolerance:
+            i, j = i + 1, j + 1
+            continue
+        start = i
+        while i < len(out):
+            previous = out[i - 1] if i else before
+            pausing = out[i] == 0.0 or (i - start < RAMP and abs(out[i]) <= abs(previous)
+                                        and out[i] * previous >= 0)
+                # where the clip goes on: its sample right after the fade-in is its own (where
+                # out ends before that, a sample that may be the pause's is taken to be)
+            if i + RAMP < len(out) and j + RAMP < len(clip):
+                goes_on = abs(out[i + RAMP] - clip[j + RAMP]) <= tolerance
+            else:
+                goes_on = not pausing
+            if i > start and j < len(clip) and goes_on and fades_in(out, i, clip, j, previous, tolerance):
+                break
+            if not pausing:
+                return j, paused + i - start, False
+            i += 1
+        paused += i - start
+        n = min(RAMP, len(out) - i, len(clip) - j)
+        i, j = i + n, j + n
     return j, paused, True
 
 
@@ -448,7 +497,8 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
     """Knob to sound: `changes` coefficient changes, `spacing_ms` apart; for each, the time from
     the `coeff` message to the first sample of its clip at the outlet (audio time: the
     recording's samples, so what a listener hears; JACK's own output latency comes on top),
-    and whether the outlet then played the whole clip's samples exactly."""
+    and whether the outlet then played the whole clip's samples exactly (see follow: the
+    ramps of a pause by their shape)."""
     import soundfile
 
     folder = Path(folder or tempfile.mkdtemp(prefix="gss-latency-"))
@@ -481,7 +531,8 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
             continue
         k, offset = found
         later_ready = [t for t in ready_ms if t >= change_ms[i]]
-        checked, paused, exact = follow(out[k:end], np.concatenate([clip[offset:], clip]), EXACT)
+        checked, paused, exact = follow(out[k:end], np.concatenate([clip[offset:], clip]), EXACT,
+                                        before=out[k - 1] if k else 0.0)
         rows.append({
             "latency_ms": (k - begin) / per_sample,
             "first_sample_ms": k / per_sample,

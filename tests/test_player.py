@@ -4,11 +4,15 @@ with the system's C compiler and driven through cffi, no Pd needed."""
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from pd_helpers import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import realtime  # noqa: E402  (its check of the outlet knows the player's ramps)
 
 SOURCE = REPO / "pd_external" / "player.c"
 RAMP = int(re.search(r"#define GSS_RAMP (\d+)", (REPO / "pd_external" / "player.h").read_text()).group(1))
@@ -297,6 +301,57 @@ def test_stop_and_play_are_as_abrupt_as_ever(lib):
     player.lib.gss_player_play(player.p)
     np.testing.assert_array_equal(player.render(64)[0], whole[:64])
     player.close()
+
+
+def test_the_benchmarks_check_of_the_outlet_takes_the_ramps_and_nothing_else(lib):
+    """benchmarks/realtime.py follows the outlet along the whole clip: exact outside a pause's
+    ramps, their shape inside. A streamed sound with pauses long and short, then a new sound
+    that comes during a pause, pass; a sample changed or skipped does not."""
+    assert realtime.RAMP == RAMP
+    rng = np.random.default_rng(1)
+    first = (0.5 * rng.standard_normal(4000)).astype(np.float32)
+    second = (0.5 * rng.standard_normal(6000)).astype(np.float32)
+    player = Player(lib)
+    player.lib.gss_player_play(player.p)
+    out = []
+    for block in range(100):
+        part = {0: (first, 300, 1),                # runs out at 300 (block 4),
+                5: (first, 900, 1),                # the rest comes at once (320): a pause shorter than the
+                                                   # decay; runs out at 920 (block 14),
+                20: (first, 1200, 1),              # a long pause, fading in from 1280; runs out in block 24,
+                26: (second, 2500, 1),             # a new sound comes during the decay, runs out in 65,
+                66: (second, 6000, 0)}.get(block)  # a pause shorter than the decay
+        if part:
+            clip, length, partial = part
+            sound = 1 if clip is first else 2
+            if block in (0, 26):
+                player.lib.gss_handoff_put(player.h, clip_of(player, clip[:length], sound, partial))
+            else:
+                player.lib.gss_handoff_extend(player.h, clip_of(player, clip[:length], sound, partial))
+        out += player.render(64)[0]
+    out = np.asarray(out, np.float32)
+    assert player.p.starved_blocks == 10 and player.p.swaps == 2
+
+    played = out[:26 * 64]
+    checked, paused, exact = realtime.follow(played, first, 0.0)
+    assert exact and checked == 1200 and paused == len(played) - 1200
+    k, offset = realtime.find_start(out, second, len(played), len(out), from_start=True)
+    assert (k, offset) == (len(played), 0)
+    assert not np.array_equal(out[k:k + RAMP], second[:RAMP])          # it faded in
+    checked, paused, exact = realtime.follow(out[k:], second, 0.0, before=out[k - 1])
+    assert exact and paused > 0 and checked == len(out) - k - paused
+
+    up = lambda x: np.nextafter(x, np.float32(9))                       # noqa: E731
+    for label, sample, change in [("outside the ramps", 600, up),
+                                  ("in a fade-in after a short pause", 330, lambda x: x + 2),
+                                  ("in a fade-in after a long pause", 1290, lambda x: -x),
+                                  ("in a decay", 936, lambda x: -x),
+                                  ("in the silence", 1152, lambda x: np.float32(1e-6))]:
+        broken = played.copy()
+        broken[sample] = change(broken[sample])
+        assert not realtime.follow(broken, first, 0.0)[2], label
+    skipped = np.delete(played, 5 * 64 + RAMP + 5)                       # a sample lost after a fade-in
+    assert not realtime.follow(skipped, first, 0.0)[2]
 
 
 def test_a_part_not_yet_taken_is_replaced_by_the_longer_one(lib):
