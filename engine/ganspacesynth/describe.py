@@ -325,28 +325,33 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
     averaged over starting points: the measured version of the paper's Table 1.
 
     ``space`` "layer" (the default) starts from the PCA's mean (one start);
-    "z" and "latent" from ``starts`` random z (seeded by ``seed``) at
-    ``pitch``. A direction's own descriptor is its name when it is a
+    "z" and "latent" from ``starts`` random z (seeded by ``seed``), each at
+    ``pitch``, or by default at a pitch drawn from all of the model's (a
+    direction is played at every pitch; what it does at one pitch is not what
+    it does at another). A direction's own descriptor is its name when it is a
     descriptor (named directions), else the one it moves most; it "moves one
     thing" when that |rho| > OWN_RHO and every other < OTHER_RHO (a descriptor
     that cannot be measured counts as not moving). Returns a dict:
     ``labels``, ``descriptors``, ``rho`` (components, descriptors) averaged,
     ``rho_starts`` (starts, components, descriptors), ``own`` (index per
-    direction), ``moves_one`` (bool per direction), ``space``, ``starts``.
+    direction), ``moves_one`` (bool per direction), ``space``, ``starts``,
+    ``pitches`` (per start; None in layer space).
     """
     names = check_descriptors(names)
     space = space or "layer"
     if space == "layer":
-        centres = [None]
+        centres, pitches = [None], [None]
     else:
         if int(starts) < 1:
             raise ValueError("starts must be at least 1")
         centres = list(model.random_z(int(starts), seed=seed))
+        pitches = ([int(p) for p in np.random.default_rng(seed).choice(model.pitches, len(centres))]
+                   if pitch is None else [pitch] * len(centres))
     k = min(int(components), pca.n_components)
     per_start = []
-    for s, z in enumerate(centres):
-        result = sweep(model, pca, components=k, points=points, limit=limit, z=z,
-                       pitch=None if space == "layer" else pitch, space=space, names=names, length=length,
+    for s, (z, at) in enumerate(zip(centres, pitches)):
+        result = sweep(model, pca, components=k, points=points, limit=limit, z=z, pitch=at, space=space,
+                       names=names, length=length,
                        progress=None if progress is None else (
                            lambda done, total, s=s: progress(s * total + done, len(centres) * total)))
         rho = correlations(result)
@@ -363,7 +368,7 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
     others[np.arange(k), own] = 0.0
     moves_one = (magnitude[np.arange(k), own] > OWN_RHO) & (others.max(axis=1) < OTHER_RHO)
     return {"labels": labels, "descriptors": names, "rho": rho, "rho_starts": rho_starts, "own": own,
-            "moves_one": moves_one, "space": space, "starts": len(centres),
+            "moves_one": moves_one, "space": space, "starts": len(centres), "pitches": pitches,
             "coefficients": np.linspace(-float(limit), float(limit), int(points))}
 
 
@@ -375,7 +380,7 @@ def format_matrix(matrix) -> str:
     cell = max(8, *(len(n) for n in names))
     lines = [f"Spearman rho of each descriptor with the coefficient ({matrix['coefficients'][0]:+g}.."
              f"{matrix['coefficients'][-1]:+g}), {matrix['space']} space, mean over {matrix['starts']} "
-             f"start{'s' if matrix['starts'] > 1 else ''}; [own descriptor]; moves one thing: own |rho| > "
+             f"start{'s' if matrix['starts'] > 1 else ''}{_pitch_note(matrix)}; [own descriptor]; moves one thing: own |rho| > "
              f"{OWN_RHO}, others < {OTHER_RHO}",
              "direction".ljust(width) + "".join(n.rjust(cell + 2) for n in names) + "  moves one thing"]
     for i, label in enumerate(matrix["labels"]):
@@ -387,6 +392,15 @@ def format_matrix(matrix) -> str:
         verdict = f"yes ({names[matrix['own'][i]]})" if matrix["moves_one"][i] else "no"
         lines.append(label.ljust(width) + "".join(cells) + "  " + verdict)
     return "\n".join(lines)
+
+
+def _pitch_note(matrix):
+    pitches = [p for p in matrix.get("pitches") or [] if p is not None]
+    if not pitches:
+        return ""
+    if len(set(pitches)) == 1:
+        return f" at pitch {pitches[0]}"
+    return f" at pitches {min(pitches)}..{max(pitches)}"
 
 
 def plot_matrix(matrix, path, title=None):
