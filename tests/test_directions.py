@@ -1,7 +1,7 @@
 """Named directions, pitch salience and the disentanglement matrix, on the small reference model.
 
-The reference model's weights are barely trained, so its descriptors hardly
-depend linearly on conv0 (R^2 about 0.1): these tests check the arithmetic
+The reference model's weights are barely trained, so its descriptors answer
+a move differently at every start: these tests check the arithmetic
 of each step and that the pieces fit together, not how well the directions
 separate the descriptors (that is measured on a trained model with
 ``ganspacesynth describe --matrix``).
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ganspacesynth import describe
-from ganspacesynth.directions import _fit, compute_directions, condition
+from ganspacesynth.directions import compute_directions, fit_directions
 from ganspacesynth.errors import PCAError
 from ganspacesynth.pca import compute_pca, load_pca
 
@@ -36,48 +36,70 @@ def test_pitch_salience_of_tones_noise_and_silence():
         describe.descriptors(saw, SR, ["colour"])
 
 
-def test_conditioning_makes_each_direction_orthogonal_to_the_others():
-    raw = np.random.default_rng(1).standard_normal((4, 10))
-    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
-    out = condition(raw)
-    gram = out @ raw.T
-    assert np.abs(gram - np.diag(np.diag(gram))).max() < 1e-12  # moves no other attribute
-    assert np.all(np.diag(gram) > 0)  # and still moves its own up
-    assert np.linalg.norm(out, axis=1) == pytest.approx(np.ones(4))
-    # Two attributes, InterFaceGAN's formula: n1 - (n1 . n2) n2, normalised.
-    n1, n2 = raw[0], raw[1]
-    expected = n1 - (n1 @ n2) * n2
-    assert condition(raw[:2])[0] == pytest.approx(expected / np.linalg.norm(expected))
-    with pytest.raises(PCAError, match="combination of the others"):
-        condition(np.stack([n1, n2, (n1 + n2) / np.linalg.norm(n1 + n2)]))
+def test_the_fit_holds_the_others_still_on_average():
+    """Each fitted direction leaves every other descriptor's mean slope at 0 and raises its own."""
+    rng = np.random.default_rng(1)
+    slopes = rng.standard_normal((300, 4, 10)) + rng.standard_normal((1, 4, 10))
+    directions, report = fit_directions(slopes, ridge=0.3)
+    means = slopes.mean(axis=0)
+    assert np.linalg.norm(directions, axis=1) == pytest.approx(np.ones(4))
+    along = means @ directions.T  # [descriptor, direction]
+    assert np.abs(along - np.diag(np.diag(along))).max() < 1e-10
+    assert np.all(np.diag(along) > 0)
+    assert [r["slope"] for r in report] == pytest.approx(np.diag(along))
+    assert all(0 <= r["consistency"] <= 1 and 0 < r["cosine_to_raw"] <= 1 for r in report)
 
 
-def test_the_fit_recovers_a_linear_effect():
+def test_a_large_ridge_gives_interfacegans_conditioning():
+    """With the spread swamped by the ridge, the fit is InterFaceGAN's conditioned direction: the
+    own mean slope minus its projection on the others' (for two: n1 - (n1 . n2) n2)."""
     rng = np.random.default_rng(2)
-    steps = rng.standard_normal((400, 6))
-    truth = np.array([0.5, -1.0, 0.0, 2.0, 0.0, 0.1])
-    weights, r2, used = _fit(steps, steps @ truth + 0.01 * rng.standard_normal(400), "loudness")
-    assert weights == pytest.approx(truth / np.linalg.norm(truth), abs=1e-3)
-    assert r2 > 0.99 and used == 400
-    changes = steps @ truth
-    changes[:390] = np.nan
-    with pytest.raises(PCAError, match="only 10 of 400"):
-        _fit(steps, changes, "pitch")
+    slopes = rng.standard_normal((200, 2, 6)) + 3 * rng.standard_normal((1, 2, 6))
+    directions, _ = fit_directions(slopes, ridge=1e9)
+    n1, n2 = (v / np.linalg.norm(v) for v in slopes.mean(axis=0))
+    expected = n1 - (n1 @ n2) * n2
+    assert directions[0] == pytest.approx(expected / np.linalg.norm(expected), abs=1e-6)
+
+
+def test_without_a_ridge_the_fit_prefers_a_consistent_direction():
+    """Axis 0 raises the descriptor most on average but at random starts lowers it; axis 1 raises
+    it less but always: trusting the spread (ridge 0) picks axis 1, InterFaceGAN's direction
+    axis 0."""
+    rng = np.random.default_rng(3)
+    n = 400
+    slopes = np.zeros((n, 2, 3))
+    slopes[:, 0, 0] = 1.0 + 3.0 * rng.standard_normal(n)  # own: large on average, erratic
+    slopes[:, 0, 1] = 0.5 + 0.01 * rng.standard_normal(n)  # own: smaller, steady
+    slopes[:, 1, 2] = 1.0 + 0.1 * rng.standard_normal(n)   # the other descriptor lives on axis 2
+    steady, report = fit_directions(slopes, ridge=0.0)
+    assert abs(steady[0, 1]) > 0.99 and report[0]["consistency"] == 1.0
+    average, report = fit_directions(slopes, ridge=1e9)
+    assert abs(average[0, 0]) > 0.85 and report[0]["consistency"] < 0.8
+
+
+def test_a_descriptor_the_others_explain_cannot_be_fitted():
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((2, 5))
+    slopes = np.repeat(np.stack([base[0], base[1], base[0] + base[1]])[None], 10, axis=0)
+    slopes = slopes + 1e-9 * rng.standard_normal(slopes.shape)
+    with pytest.raises(PCAError, match="combination of the others"):
+        fit_directions(slopes)
 
 
 @pytest.fixture(scope="module")
 def named(reference_model):
     basis = compute_pca(reference_model, n_samples=2048, n_components=6, estimator="cov", seed=0,
                         latent_samples=0)
-    return compute_directions(reference_model, ["brightness", "loudness", "noisiness"], basis=basis,
-                              n_samples=128, moves=7, length=8000, latent_samples=200, seed=0)
+    return compute_directions(reference_model, ["brightness", "loudness", "noisiness"], basis=basis, starts=8,
+                              length=8000, latent_samples=200, seed=0)
 
 
 def test_named_directions_are_a_pca_file_with_names(tmp_path, reference_model, named):
     assert named.names == ["brightness", "loudness", "noisiness"] and named.estimator == "named"
     assert named.components.shape == (3, 2, 16, 32) and named.latent_directions.shape == (3, 256)
     assert set(named.fit) == set(named.names)
-    assert all(0 <= f["r2"] <= 1 and f["samples"] == 16 * 7 for f in named.fit.values())
+    assert all(0 <= f["consistency"] <= 1 and 6 <= f["starts"] <= 8 and f["slope"] > 0
+               for f in named.fit.values())
     unit = np.linalg.norm(named.components.reshape(3, -1), axis=1)
     assert unit == pytest.approx(np.ones(3), abs=1e-5) and np.all(named.stdev > 0)
     again = load_pca(named.save(tmp_path / "named.npz"), model=reference_model)
@@ -95,8 +117,11 @@ def test_bad_direction_arguments(reference_model):
         compute_directions(reference_model, ["loudness", "sparkle"])
     with pytest.raises(ValueError, match="once"):
         compute_directions(reference_model, ["loudness", "loudness"])
-    with pytest.raises(ValueError, match="at least 4 x the basis components"):
-        compute_directions(reference_model, ["loudness"], n_samples=20, basis_components=8, basis_samples=256)
+    with pytest.raises(ValueError, match=r"starts \(3\) must be at least twice the descriptors \(2\)"):
+        compute_directions(reference_model, ["loudness", "noisiness"], starts=3, basis_components=4,
+                           basis_samples=256)
+    with pytest.raises(ValueError, match="step must be positive"):
+        compute_directions(reference_model, ["loudness"], step=0, basis_components=4, basis_samples=256)
 
 
 def test_matrix_marks_what_moves_one_thing(tmp_path, reference_model, named):
@@ -112,8 +137,13 @@ def test_matrix_marks_what_moves_one_thing(tmp_path, reference_model, named):
     assert "brightness" in text.splitlines()[2] and "[" in text and "moves one thing" in text
     png = describe.plot_matrix(matrix, tmp_path / "matrix.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matrix["pitches"] == [40, 40] and "at pitch 40" in text.splitlines()[0]
     layer = describe.disentanglement(reference_model, named, components=2, points=3, length=8000)
-    assert layer["starts"] == 1 and layer["space"] == "layer"
+    assert layer["starts"] == 1 and layer["space"] == "layer" and layer["pitches"] == [None]
+    # without a pitch, each start is at a pitch of the model's, drawn with the seed
+    anywhere = describe.disentanglement(reference_model, named, components=1, points=3, space="z", starts=3,
+                                        length=8000, seed=5)
+    assert set(anywhere["pitches"]) <= set(reference_model.pitches) and len(anywhere["pitches"]) == 3
 
 
 def test_cli_directions_and_matrix(tmp_path, capsys):
@@ -121,10 +151,10 @@ def test_cli_directions_and_matrix(tmp_path, capsys):
 
     out = tmp_path / "dirs.npz"
     assert main(["directions", str(REFERENCE_DIR), "-o", str(out), "--descriptors", "loudness,pitch-salience",
-                 "--samples", "64", "--moves", "3", "--basis-components", "4", "--length", "0.5",
+                 "--starts", "4", "--basis-components", "4", "--length", "0.5",
                  "--latent-samples", "0"]) == 0
     printed = capsys.readouterr().out
-    assert "names       loudness, pitch-salience" in printed and "R^2" in printed
+    assert "names       loudness, pitch-salience" in printed and "starts; cos" in printed
     assert load_pca(out).names == ["loudness", "pitch-salience"]
     png = tmp_path / "m.png"
     assert main(["describe", str(REFERENCE_DIR), str(out), "--matrix", "--points", "3", "--length", "0.5",

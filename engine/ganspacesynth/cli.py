@@ -643,7 +643,8 @@ def _add_describe(sub):
                    "the matrix as a heat map)")
     p.add_argument("--matrix", action="store_true", help="measure the disentanglement matrix")
     p.add_argument("--starts", type=int, default=4,
-                   help="random starting z in z and latent space, from --z-seed on (default 4)")
+                   help="random starting z in z and latent space, from --z-seed on, each at a random "
+                        "pitch of the model's unless --pitch gives one (default 4)")
     p.add_argument("--descriptors", type=_descriptor_list, metavar="NAME,...",
                    help="descriptors of the matrix (default brightness,loudness,noisiness,pitch-salience)")
     p.add_argument("--length", type=_seconds, metavar="SECONDS",
@@ -737,13 +738,14 @@ def _run_invert(args):
 
 
 def _add_directions(sub):
-    from .directions import DEFAULT_BASIS_COMPONENTS, DEFAULT_DESCRIPTORS, DEFAULT_MOVES, DEFAULT_SAMPLES
+    from .directions import (DEFAULT_BASIS_COMPONENTS, DEFAULT_DESCRIPTORS, DEFAULT_LATENT_SAMPLES, DEFAULT_RIDGE,
+                             DEFAULT_STARTS, DEFAULT_STEP)
 
     p = sub.add_parser("directions", help="named directions: one per descriptor, moving it alone",
-                       description="Fit one direction per descriptor at a layer: from random starts, random "
-                                   "moves in a PCA basis of the layer; a linear model of each descriptor's "
-                                   "change on the move; each direction then loses its projection on the "
-                                   "others' (InterFaceGAN's conditioning). Writes a PCA file whose "
+                       description="Fit one direction per descriptor at a layer: at random starts, probe every "
+                                   "axis of a PCA basis of the layer up and down and measure the descriptors; "
+                                   "each direction holds the other descriptors' mean slopes at 0 and moves "
+                                   "its own the same way at as many starts as it can. Writes a PCA file whose "
                                    "components are named after the descriptors.")
     p.add_argument("model", help="model folder or 'default'")
     p.add_argument("-o", "--output", required=True, help="output .npz file")
@@ -751,20 +753,24 @@ def _add_directions(sub):
                    help="descriptors, one direction each (default " + ",".join(DEFAULT_DESCRIPTORS) +
                         "; also: pitch)")
     p.add_argument("--layer", default="conv0", help="layer to hook (default conv0)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
-                   help=f"clips to generate and describe, starts and moves together (default {DEFAULT_SAMPLES})")
-    p.add_argument("--moves", type=int, default=DEFAULT_MOVES,
-                   help=f"moves from each start (default {DEFAULT_MOVES})")
-    p.add_argument("--basis", metavar="PCA", help="PCA file of the layer to move in (default: an exact PCA "
+    p.add_argument("--starts", type=int, default=DEFAULT_STARTS,
+                   help=f"random starting points; each costs 2 clips per basis component (default "
+                        f"{DEFAULT_STARTS})")
+    p.add_argument("--step", type=float, default=DEFAULT_STEP,
+                   help=f"probe this far up and down each axis, in stdevs (default {DEFAULT_STEP:g})")
+    p.add_argument("--ridge", type=float, default=DEFAULT_RIDGE,
+                   help=f"0: trust the spread of the slopes over the starts; large: InterFaceGAN's "
+                        f"conditioned direction (default {DEFAULT_RIDGE:g})")
+    p.add_argument("--basis", metavar="PCA", help="PCA file of the layer to probe (default: an exact PCA "
                    "computed first)")
     p.add_argument("--basis-components", type=int, default=DEFAULT_BASIS_COMPONENTS,
                    help=f"components of that PCA (default {DEFAULT_BASIS_COMPONENTS})")
-    p.add_argument("--pitch", type=int, help="sample at this MIDI pitch only (default: all of the model's)")
+    p.add_argument("--pitch", type=int, help="start at this MIDI pitch only (default: all of the model's)")
     p.add_argument("--length", type=_seconds, metavar="SECONDS",
                    help="describe only the first SECONDS of each clip (faster; default the whole clip)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--latent-samples", type=int,
-                   help="samples for the latent directions (default min(samples, 16384); 0: none)")
+    p.add_argument("--latent-samples", type=int, default=DEFAULT_LATENT_SAMPLES,
+                   help=f"samples for the latent directions (default {DEFAULT_LATENT_SAMPLES}; 0: none)")
     p.set_defaults(run=_usage_errors(_run_directions))
 
 
@@ -775,15 +781,15 @@ def _run_directions(args):
 
     model = load_model(args.model)
     basis = None if args.basis is None else load_pca(args.basis, model=model)
-    named = compute_directions(model, descriptors=args.descriptors, layer=args.layer, n_samples=args.samples,
+    named = compute_directions(model, descriptors=args.descriptors, layer=args.layer, starts=args.starts,
                                basis=basis, basis_components=args.basis_components, pitch=args.pitch,
-                               seed=args.seed, length=_length(model, args.length), moves=args.moves,
-                               latent_samples=args.latent_samples, progress=True)
+                               seed=args.seed, length=_length(model, args.length), step=args.step,
+                               ridge=args.ridge, latent_samples=args.latent_samples, progress=True)
     print(named.save(args.output))
     print(named.summary())
     for name, fit in named.fit.items():
-        print(f"{name:<16} R^2 {fit['r2']:.3f} over {fit['samples']} moves; conditioning kept "
-              f"cos {fit['cosine_to_raw']:.2f} of the raw direction")
+        print(f"{name:<16} slope {fit['slope']:+.3g} per unit, up at {100 * fit['consistency']:.0f}% of "
+              f"{fit['starts']} starts; cos {fit['cosine_to_raw']:.2f} to its mean slope")
 
 
 COMMANDS = [

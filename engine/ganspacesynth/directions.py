@@ -1,29 +1,42 @@
-"""Named directions: one per audio descriptor, each fitted to move its descriptor and conditioned
-to hold the others still.
+"""Named directions: one per audio descriptor, each fitted to move its descriptor and to hold the
+others still.
 
-``compute_directions`` measures what moves do, the way a knob is used:
+``compute_directions`` measures what a small move does, start by start:
 from random starting points (the activations of random z at random pitches)
-it makes random moves in a ``PCA`` basis of the layer (a random unit
-direction in its coordinates, which count in stdev units, times a
-coefficient in -2..2, as a sweep makes them), generates the audio of each
-start and each move, and records the change of every descriptor (see
-``describe.py``: brightness, loudness, noisiness, pitch-salience, pitch; the
-ratio-like ones on a log scale). Then, for each descriptor:
+it probes each axis of a ``PCA`` basis of the layer (the coordinates count
+in stdev units) a ``step`` up and down, generates the audio of every probe
+and measures the descriptors (``describe.py``: brightness, loudness,
+noisiness, pitch-salience, pitch; the ratio-like ones on a log scale). The
+central differences are each start's *slopes*: how every descriptor changes
+per unit coefficient along every axis, a (starts, descriptors, axes) array.
 
-1. a linear model of its change on the move (least squares, no intercept):
-   its unit weight vector ``w_d`` is the direction in the basis's
-   coordinates along which the descriptor rises fastest on average. Pairing
-   each move with its start takes the large differences between starts out
-   of the fit;
-2. conditioning (InterFaceGAN's recipe, Shen et al., for any number of
-   attributes): ``w_d`` minus its projection on the span of the other
-   descriptors' vectors, so that moving along it leaves the others' linear
-   predictions unchanged;
-3. back to the layer: ``v_d = sum_j w_d[j] * stdev_j * component_j`` for unit
-   ``w_d``. The named component is ``v_d / |v_d|`` and its ``stdev`` is
-   ``|v_d|``, one standard deviation of the sampled activations along it
-   (for a PCA basis), so a coefficient counts in standard deviations as for
-   PCA components.
+A direction ``w`` (a unit vector of basis coordinates) then moves
+descriptor ``d`` at start ``s`` by ``slopes[s, d] @ w`` per unit. For each
+descriptor the fit asks for the direction that
+
+1. holds the others still on average: the mean of every other descriptor's
+   slope along it is exactly 0, so that across starts it moves them up as
+   often as down (InterFaceGAN's conditioning, Shen et al., asks the same of
+   the others' mean gradients); and, among those,
+2. moves its own descriptor the same way at every start: the largest
+   ratio of the mean own slope to its spread over the starts (a
+   minimum-variance, Capon-style, solution: ``w ~ P (P S P)^+ P g`` with
+   ``g`` the mean own slope, ``S`` the covariance of the own slopes over the
+   starts plus ``ridge`` times their mean variance on the diagonal, ``P`` the
+   projector onto directions orthogonal to the others' mean slopes). With a
+   large ``ridge`` ``S`` is all but a multiple of the identity and ``w`` is
+   InterFaceGAN's conditioned direction ``P g``; with 0 it trusts the
+   sampled spread entirely.
+
+A plain regression of each descriptor on random moves, tried first, fitted
+the average slope only (R^2 0.1-0.5 on the default model: every start
+answers differently) and its conditioned directions went on moving the
+others, consistently, at every start.
+
+Back in the layer: ``v_d = sum_j w_d[j] * stdev_j * component_j``. The named
+component is ``v_d / |v_d|`` and its ``stdev`` is ``|v_d|``, so a coefficient
+of 1 moves the layer along ``w_d`` by one unit of the basis's stdev-scaled
+coordinates, as 1 moves one stdev along a principal component.
 
 The result is a ``PCA`` with ``names`` (the descriptors) and estimator
 ``named``: ``synthesize``, Hallu, ``describe`` and the Pd external take it as
@@ -39,49 +52,51 @@ import numpy as np
 
 from . import describe
 from .errors import PCAError
-from .pca import (DEFAULT_LATENT_SAMPLES, _batch_sizes, _latent_directions, _pitch_choices, _Progress,
-                  _samples, compute_pca)
+from .pca import _batch_sizes, _latent_directions, _pitch_choices, _Progress, _samples, compute_pca
 from .pca_format import PCA
 
 DEFAULT_DESCRIPTORS = ("brightness", "loudness", "noisiness", "pitch-salience")
-DEFAULT_SAMPLES = 2048
+DEFAULT_STARTS = 96
 DEFAULT_BASIS_COMPONENTS = 32
-DEFAULT_MOVES = 15
-MOVE_LIMIT = 2.0
-# Below this share of its own length left after conditioning, a direction is (nearly) a
-# combination of the others': its descriptor cannot be moved alone.
-MIN_CONDITIONED = 0.05
+DEFAULT_STEP = 1.0
+DEFAULT_RIDGE = 0.3
+DEFAULT_LATENT_SAMPLES = 8192
 
 
-def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", n_samples=DEFAULT_SAMPLES,
-                       basis=None, basis_components=DEFAULT_BASIS_COMPONENTS, basis_samples=None, pitch=None,
-                       seed=0, length=None, batch_size=64, latent_samples=None, progress=False,
-                       moves=DEFAULT_MOVES):
+def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", starts=DEFAULT_STARTS,
+                       basis=None, basis_components=DEFAULT_BASIS_COMPONENTS, basis_samples=8192, pitch=None,
+                       seed=0, length=None, step=DEFAULT_STEP, ridge=DEFAULT_RIDGE, batch_size=64,
+                       latent_samples=DEFAULT_LATENT_SAMPLES, progress=False):
     """Fit one named direction per descriptor at ``layer``; returns a ``PCA`` with ``names``.
 
     ``descriptors``: names from ``describe.DESCRIPTORS``. ``basis``: the
-    ``PCA`` of ``layer`` whose coordinates the descriptors are regressed on
-    (default: an exact ``cov`` PCA of ``basis_components`` components from
-    ``basis_samples`` samples, default ``max(n_samples, 8192)``).
-    ``n_samples`` clips are generated in all (``length`` samples of each,
-    default all; descriptors of a shorter start are faster): starts, each
-    followed by ``moves`` moves from it, at pitches drawn from ``pitch``
-    (None: all of the model's). ``latent_samples`` fresh samples (default
-    ``min(n_samples, 16384)``; 0 to skip) fit the latent directions.
-    ``progress``: True for bars on stderr, or a callable(stage, done, total).
-    The fit's quality is in the returned object's ``fit`` attribute: per
-    descriptor the R^2 of the linear model, the moves used and the cosine
-    between the conditioned and the raw direction.
+    ``PCA`` of ``layer`` whose axes are probed (default: an exact ``cov``
+    PCA of ``basis_components`` components from ``basis_samples`` samples).
+    ``starts`` random starting points at pitches drawn from ``pitch`` (None:
+    all of the model's), each probed ``step`` up and down every axis: 2 x
+    starts x components clips (``length`` samples of each, default all;
+    descriptors of a shorter start are faster). ``ridge``: see the module
+    docstring. ``latent_samples`` fresh samples (0 to skip) fit the latent
+    directions. ``progress``: True for bars on stderr, or a
+    callable(stage, done, total). The fit is reported in the returned
+    object's ``fit`` attribute, per descriptor: ``slope`` (mean change of the
+    descriptor per unit coefficient, on the fit's scale: log for brightness,
+    noisiness and pitch, dB for loudness), ``consistency`` (share of starts
+    where it moves the descriptor up), ``starts`` used (those where every
+    descriptor could be measured) and ``cosine_to_raw`` (between the fitted
+    direction and the descriptor's mean slope, the direction that moves it
+    fastest on average).
     """
     names = describe.check_descriptors(descriptors)
-    n_samples = int(n_samples)
     if seed is not None and not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
     seed = None if seed is None else int(seed)
+    starts, step, ridge = int(starts), float(step), float(ridge)
+    if not step > 0 or not ridge >= 0:
+        raise ValueError(f"step must be positive and ridge at least 0, got {step} and {ridge}")
     shape = tuple(model.layer_shape(layer))  # ValueError naming the layers
     if basis is None:
-        basis = compute_pca(model, layer=layer, n_samples=max(n_samples, 8192) if basis_samples is None
-                            else int(basis_samples), n_components=basis_components,
+        basis = compute_pca(model, layer=layer, n_samples=int(basis_samples), n_components=basis_components,
                             estimator="cov" if math.prod(shape) <= 16384 else "ipca", pitch=pitch,
                             seed=None if seed is None else seed + 1, progress=progress, latent_samples=0)
     else:
@@ -89,79 +104,64 @@ def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", n_
         if basis.layer != layer:
             raise PCAError(f"the basis is a PCA of {basis.layer}, not of {layer}")
     k = basis.n_components
-    moves = int(moves)
-    if moves < 1:
-        raise ValueError(f"moves must be at least 1, got {moves}")
-    if n_samples // (moves + 1) * moves < 4 * k:
-        raise ValueError(f"n_samples ({n_samples}) must give at least 4 x the basis components ({k}) moves "
-                         f"for the linear fits (each start takes {moves + 1} clips)")
+    if starts < 2 * len(names):
+        raise ValueError(f"starts ({starts}) must be at least twice the descriptors ({len(names)}): the fit "
+                         "compares each descriptor's slopes over the starts")
     choices = _pitch_choices(model, pitch)
-    z_seed, pitch_seed, latent_z_seed, latent_pitch_seed, move_seed = np.random.SeedSequence(seed).spawn(5)
+    z_seed, pitch_seed, latent_z_seed, latent_pitch_seed = np.random.SeedSequence(seed).spawn(4)
 
-    basis_rows = basis.components.reshape(k, -1).astype(np.float64) * basis.stdev.astype(np.float64)[:, None]
-    n_starts = max(1, n_samples // (moves + 1))
-    steps, changes = [], {name: [] for name in names}
-    rng = np.random.default_rng(move_seed)
-    bar = _Progress(progress, "descriptors", n_starts * (moves + 1))
+    axes = basis.components.reshape(k, -1).astype(np.float64) * basis.stdev.astype(np.float64)[:, None]
+    probes = np.concatenate([axes, -axes]) * step  # up then down every axis
+    slopes = []
+    bar = _Progress(progress, "probes", starts * 2 * k)
     try:
-        per_batch = max(1, batch_size // (moves + 1))
-        for z, x in _samples(model, layer, _batch_sizes(n_starts, per_batch), np.random.default_rng(z_seed),
+        per_batch = max(1, batch_size // (2 * k))
+        for _, x in _samples(model, layer, _batch_sizes(starts, per_batch), np.random.default_rng(z_seed),
                              np.random.default_rng(pitch_seed), choices):
-            # Each start, then `moves` moves from it: a random unit direction in the basis's
-            # coordinates times a coefficient in -MOVE_LIMIT..MOVE_LIMIT, as a sweep makes them.
-            directions = rng.standard_normal((len(x), moves, k))
-            directions /= np.linalg.norm(directions, axis=2, keepdims=True)
-            step = directions * rng.uniform(-MOVE_LIMIT, MOVE_LIMIT, (len(x), moves, 1))
-            moved = x[:, None, :] + step @ basis_rows
-            values = np.concatenate([x[:, None, :], moved], axis=1).reshape(-1, *shape).astype(np.float32)
+            values = (x[:, None, :] + probes).reshape(-1, *shape).astype(np.float32)
             audio = model.generate_from_layer(layer, values, length=length)
-            for name, found in describe.descriptors(audio, model.sample_rate, names).items():
-                found = _regression_scale(name, found).reshape(len(x), moves + 1)
-                changes[name].append((found[:, 1:] - found[:, :1]).reshape(-1))
-            steps.append(step.reshape(-1, k))
+            found = describe.descriptors(audio, model.sample_rate, names)
+            measured = np.stack([_fit_scale(name, found[name]).reshape(len(x), 2, k) for name in names], axis=1)
+            slopes.append((measured[:, :, 0] - measured[:, :, 1]) / (2 * step))  # (starts, names, k)
             bar.update(len(values))
     finally:
         bar.close()
-    steps = np.concatenate(steps)
+    slopes = np.concatenate(slopes)
+    usable = np.all(np.isfinite(slopes), axis=(1, 2))
+    if usable.sum() < 2 * len(names):
+        raise PCAError(f"every descriptor could be measured at only {int(usable.sum())} of {starts} starts: "
+                       "too few to fit (choose other descriptors, or more starts)")
+    slopes = slopes[usable]
 
-    raw, fit = [], {}
-    for name in names:
-        weights, r2, used = _fit(steps, np.concatenate(changes[name]), name)
-        raw.append(weights)
-        fit[name] = {"r2": r2, "samples": used}
-    raw = np.array(raw)
-    conditioned = condition(raw)
-    for name, w, c in zip(names, raw, conditioned):
-        fit[name]["cosine_to_raw"] = float(w @ c / (np.linalg.norm(w) * np.linalg.norm(c)))
-
-    layer_directions = conditioned @ basis_rows  # (m, d): one stdev of the samples along each
+    weights, fit = fit_directions(slopes, ridge)
+    fit = {name: dict(f, starts=int(usable.sum())) for name, f in zip(names, fit)}
+    layer_directions = weights @ axes  # (m, d): a unit coefficient moves w_d in the basis's coordinates
     stdev = np.linalg.norm(layer_directions, axis=1)
-    total = _total_variance(basis)
     named = PCA(layer, (layer_directions / stdev[:, None]).reshape(len(names), *shape), stdev,
-                stdev ** 2 / total, basis.mean, estimator="named", n_samples=n_samples,
-                model_id=model.identifier, pitch=basis.pitch, seed=seed, names=names)
-    if latent_samples is None:
-        latent_samples = max(min(n_samples, DEFAULT_LATENT_SAMPLES), 2 * (len(names) + 1))
+                stdev ** 2 / _total_variance(basis), basis.mean, estimator="named",
+                n_samples=int(usable.sum()) * 2 * k, model_id=model.identifier, pitch=basis.pitch, seed=seed,
+                names=names)
     if latent_samples:
+        latent_samples = max(int(latent_samples), 2 * (len(names) + 1))
         bar = _Progress(progress, "latent directions", latent_samples)
         try:
-            samples = _samples(model, layer, _batch_sizes(int(latent_samples), max(batch_size, 256)),
+            samples = _samples(model, layer, _batch_sizes(latent_samples, max(batch_size, 256)),
                                np.random.default_rng(latent_z_seed), np.random.default_rng(latent_pitch_seed),
                                choices)
             named.latent_directions, named.latent_stdev = _latent_directions(named, samples, bar)
         finally:
             bar.close()
-        named.latent_samples = int(latent_samples)
+        named.latent_samples = latent_samples
     named.fit = fit
     return named
 
 
-# Descriptors that vary by ratios are fitted on a log scale, where a linear model holds better
+# Descriptors that vary by ratios are fitted on a log scale, where their changes add up
 # (flatness spans orders of magnitude between a tone and a noise).
 LOG_SCALE = ("brightness", "noisiness", "pitch")
 
 
-def _regression_scale(name, values):
+def _fit_scale(name, values):
     values = np.asarray(values, dtype=np.float64)
     if name not in LOG_SCALE:
         return values
@@ -169,46 +169,45 @@ def _regression_scale(name, values):
         return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
 
 
-def _fit(steps, changes, name):
-    """Least-squares weights of the descriptor's change on the steps that caused it (no
-    intercept: no step, no change), normalised to unit length; (weights, R^2, moves used)."""
-    finite = np.isfinite(changes)
-    used = int(finite.sum())
-    if used < 2 * steps.shape[1] or np.ptp(changes[finite]) == 0:
-        raise PCAError(f"{name} could be measured on only {used} of {len(changes)} moves, or never changed: "
-                       "no direction can be fitted to it (choose other descriptors, or more samples)")
-    y, A = changes[finite], steps[finite]
-    weights = np.linalg.lstsq(A, y, rcond=None)[0]
-    residual = y - A @ weights
-    r2 = 1.0 - float(residual @ residual) / float(y @ y)
-    norm = np.linalg.norm(weights)
-    if norm == 0:
-        raise PCAError(f"{name} does not change linearly with the coordinates at all")
-    return weights / norm, r2, used
+def fit_directions(slopes, ridge=DEFAULT_RIDGE):
+    """The module docstring's fit: ``slopes`` (starts, descriptors, axes) -> (unit directions
+    (descriptors, axes), one dict per descriptor with ``slope``, ``consistency`` and
+    ``cosine_to_raw``).
 
-
-def condition(directions):
-    """Remove from each row its projection on the span of the other rows (InterFaceGAN's
-    conditional manipulation, for any number of attributes); rows come back unit length.
-
-    Moving along the result changes the linear prediction of its own
-    attribute and none of the others': it is orthogonal to the others' rows.
+    Each direction's mean slope of every other descriptor is 0 (to rounding);
+    among such directions it has the largest mean own slope for its spread.
+    Raises PCAError when a descriptor's mean slope lies in the span of the
+    others' (it cannot be moved alone).
     """
-    directions = np.asarray(directions, dtype=np.float64)
-    m = len(directions)
-    out = np.empty_like(directions)
-    for i in range(m):
-        others = np.delete(directions, i, axis=0)
-        own = directions[i]
-        if len(others):
-            projection = others.T @ np.linalg.lstsq(others.T, own, rcond=None)[0]
-            own = own - projection
-        norm = np.linalg.norm(own)
-        if norm < MIN_CONDITIONED * np.linalg.norm(directions[i]):
-            raise PCAError(f"direction {i} is (nearly) a combination of the others: its descriptor cannot "
+    slopes = np.asarray(slopes, dtype=np.float64)
+    n, m, k = slopes.shape
+    if n < 2:
+        raise ValueError("the fit needs the slopes at two starts at least")
+    means = slopes.mean(axis=0)  # (m, k)
+    directions, report = np.zeros((m, k)), []
+    for d in range(m):
+        others = np.delete(means, d, axis=0)
+        projector = np.eye(k) - others.T @ np.linalg.pinv(others.T) if len(others) else np.eye(k)
+        own = projector @ means[d]
+        if np.linalg.norm(own) <= MIN_CONDITIONED * np.linalg.norm(means[d]):
+            raise PCAError(f"descriptor {d}'s mean slope is (nearly) a combination of the others': it cannot "
                            "be moved while holding them still")
-        out[i] = own / norm
-    return out
+        spread = np.atleast_2d(np.cov(slopes[:, d].T))
+        spread = spread + ridge * np.trace(spread) / k * np.eye(k)
+        w = projector @ np.linalg.lstsq(projector @ spread @ projector, own, rcond=None)[0]
+        w /= np.linalg.norm(w)
+        if w @ means[d] < 0:
+            w = -w
+        along = slopes[:, d] @ w
+        report.append({"slope": float(along.mean()), "consistency": float(np.mean(along > 0)),
+                       "cosine_to_raw": float(w @ means[d] / np.linalg.norm(means[d]))})
+        directions[d] = w
+    return directions, report
+
+
+# Below this share of its length left once the others' mean slopes are projected out, a
+# descriptor's mean slope is (nearly) a combination of theirs: it cannot be moved alone.
+MIN_CONDITIONED = 0.05
 
 
 def _total_variance(basis):
