@@ -1,9 +1,11 @@
-"""The Pd external [ganspacesynth~] in real Pd (batch mode).
+"""The Pd external [ganspacesynth~] in real Pd, without GUI or audio device.
 
-Each test writes a patch into tmp_path and runs it with ``pd -batch``; the
-patch chains on the object's replies and quits itself. The external comes
-from GANSPACESYNTH_PD_PATH, the installed package, or a CMake build made once
-per session (see pd_helpers.py).
+Each test writes a patch into tmp_path and runs it; the patch chains on the
+object's replies and quits itself. Pd runs in batch mode (``pd -batch``)
+where a test needs its racing clock, else with its real-time scheduler, which
+leaves the engine the CPU (see pd_helpers.py). The external comes from
+GANSPACESYNTH_PD_PATH, the installed package, or a CMake build made once per
+session (see pd_helpers.py).
 """
 
 import os
@@ -409,7 +411,7 @@ def test_knob_names_and_find(pd_dir, tmp_path):
     expected = [text for _, text in mistakes if text]
     error_counter(patch, gss, len(expected), done)
     code, stderr = run_pd(patch.write(tmp_path / "named.pd"), pd_dir, timeout=1800,
-                          extra=["-r", str(model.sample_rate)])
+                          extra=["-r", str(model.sample_rate)], batch=False)
     assert code == 0, stderr[-3000:]
     replies = printed(stderr, "reply")
     assert not [r for r in replies if r.startswith("error")], replies
