@@ -1,8 +1,8 @@
 """TensorFlow's compute threads and the engine's priority.
 
 The thread count reaches TensorFlow (read back with tf.config.threading in a
-fresh engine process), bad counts are clear errors, and in real Pd (batch
-mode) the worker and every thread it started run nicer than Pd's own thread.
+fresh engine process), bad counts are clear errors, and in real Pd the
+worker and every thread it started run nicer than Pd's own thread.
 """
 
 import json
@@ -148,8 +148,9 @@ def test_threads_message_and_nice_in_pd(pd_dir, tmp_path):
     patch.chain(load, patch.msg("threads 0, threads 1.5, threads two, threads 1 2, threads 1, "
                                 "load default"), gss)
     patch.chain(patch.obj("r next"), gss)
-    # loaded: generate (slowed down by the test delay, so that the threads can
-    # be looked at); first ready: a different count, ask, generate again;
+    # loaded: generate (slowed down by the test delay, before each part of
+    # the clip and the whole, so that the threads are looked at while the
+    # engine works); first ready: a different count, ask, generate again;
     # second ready: quit
     patch.chain(route, patch.msg("generate"), gss)
     bang = patch.obj("t b")
@@ -164,9 +165,12 @@ def test_threads_message_and_nice_in_pd(pd_dir, tmp_path):
     patch.connect(choose, 1, patch.msg("; pd quit"))
     path = patch.write(tmp_path / "threads.pd")
 
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", GANSPACESYNTH_TEST_DELAY="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", GANSPACESYNTH_TEST_DELAY="0.5")
     env.pop(THREADS_ENV, None)
-    command = [pd_binary(), "-nrt", "-noprefs", "-noaudio", "-nomidi", "-nogui", "-batch", "-stderr",
+    # Pd's real-time scheduler, no -batch: batch mode's thread never sleeps,
+    # and on a busy machine the worker, 10 nicer, would load the model on a
+    # small slice of a core (see pd_helpers.py).
+    command = [pd_binary(), "-nrt", "-noprefs", "-noaudio", "-nomidi", "-nogui", "-stderr",
                "-path", str(pd_dir), str(path)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env=env, cwd=str(tmp_path))
