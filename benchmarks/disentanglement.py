@@ -1,0 +1,84 @@
+"""How well PCA components and named directions each move one thing: the README's matrix.
+
+    python benchmarks/disentanglement.py                      # the default model: ~20 min on 2 cores
+    python benchmarks/disentanglement.py --named dirs.npz     # reuse named directions fitted before
+    python benchmarks/disentanglement.py MODEL --png matrix.png --starts 64
+
+Fits named directions (``compute_directions`` with its defaults, seed 0)
+unless ``--named`` gives them, then measures the disentanglement matrix of
+the model's first four PCA components and of the named directions on the
+same starts (random z at random pitches, z space, -2..2 in 9 points), and
+prints one table: Spearman's rho of each descriptor with the coefficient,
+the own descriptor in brackets, and whether the direction moves one thing
+(own |rho| > 0.9, others < 0.3). For each descriptor it also prints the best
+PCA component's |rho| next to the named direction's. ``--png`` writes the
+table as a heat map.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+try:
+    import ganspacesynth  # noqa: F401
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
+
+
+def joined(first, second):
+    """One matrix of the rows of two, measured on the same starts."""
+    out = dict(first)
+    out["labels"] = [f"PCA {label}" for label in first["labels"]] + [f"named {label}" for label in second["labels"]]
+    for key in ("rho", "own", "moves_one"):
+        out[key] = np.concatenate([first[key], second[key]])
+    out["rho_starts"] = np.concatenate([first["rho_starts"], second["rho_starts"]], axis=1)
+    return out
+
+
+def main(argv=None):
+    from ganspacesynth import compute_directions, describe, load_model, load_pca
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", default="default")
+    parser.add_argument("--pca", default="default", help="PCA file (default: the model's own)")
+    parser.add_argument("--named", help="named directions file (default: fit them first)")
+    parser.add_argument("--starts", type=int, default=32, help="random starts (default 32)")
+    parser.add_argument("--png", help="write the matrix as a heat map")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.model)
+    pca = load_pca(args.pca if args.pca != "default" or args.model == "default" else
+                   Path(args.model) / "pca.npz", model=model)
+    if args.named:
+        named = load_pca(args.named, model=model)
+    else:
+        began = time.perf_counter()
+        named = compute_directions(model, progress=True)
+        print(f"named directions fitted in {time.perf_counter() - began:.0f} s")
+        for name, fit in named.fit.items():
+            print(f"  {name:<16} up at {100 * fit['consistency']:.0f}% of {fit['starts']} starts")
+    measured = [describe.disentanglement(model, directions, components=4, space="z", starts=args.starts, seed=0)
+                for directions in (pca, named)]
+    matrix = joined(*measured)
+    print(describe.format_matrix(matrix))
+    names, pca_rho, named_matrix = matrix["descriptors"], np.abs(measured[0]["rho"]), measured[1]
+    print("\nown |rho|: best PCA component vs the named direction")
+    for row, label in enumerate(named_matrix["labels"]):
+        if label in names:
+            column = names.index(label)
+            best = int(np.nanargmax(pca_rho[:, column]))
+            print(f"  {label:<16} PCA component {best} {pca_rho[best, column]:.2f}   named "
+                  f"{abs(named_matrix['rho'][row, column]):.2f}")
+    if args.png:
+        print(describe.plot_matrix(matrix, args.png, title=f"{args.model}: Spearman rho, z space, "
+                                                          f"{args.starts} starts at random pitches"))
+
+
+if __name__ == "__main__":
+    main()
