@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
 FIXTURE = REPO / "tests" / "data" / "gansynth-reference"
 FIXTURE_PCA = FIXTURE / "pca_conv0.pickle"
-PD_RATE = 44100  # batch mode without -r
+PD_RATE = 44100  # -noaudio without -r
 # The clip travels engine -> bridge -> clip buffer -> Pd array -> 32-bit
 # float WAV: nothing on the way rounds, so only TensorFlow's run-to-run
 # differences (thread scheduling in oneDNN) remain.
@@ -109,7 +109,7 @@ def test_generated_clip_matches_the_engine(pd_dir, tmp_path, reference_model):
     if with_pca:
         generating_object(patch, f"load {FIXTURE} {FIXTURE_PCA}, coeffs 1.5 -0.5 0.25, generate",
                           tmp_path / "pca.wav", done)
-    code, stderr = run_pd(patch.write(tmp_path / "generate.pd"), pd_dir)
+    code, stderr = run_pd(patch.write(tmp_path / "generate.pd"), pd_dir, batch=False)
     replies = printed(stderr, "reply")
     assert code == 0, stderr[-3000:]
     assert not [r for r in replies if r.startswith("error")], replies
@@ -183,7 +183,8 @@ def test_paths_and_bad_input(pd_dir, tmp_path):
     patch.connect(gss, 1, last)
     patch.connect(last, 0, select)
     patch.connect(select, 0, quit_)
-    code, stderr = run_pd(patch.write(tmp_path / "errors.pd"), pd_dir, extra=["-path", str(searched)])
+    code, stderr = run_pd(patch.write(tmp_path / "errors.pd"), pd_dir, extra=["-path", str(searched)],
+                          batch=False)
     assert code == 0, stderr[-3000:]
     replies = printed(stderr, "reply")
     loaded = [r for r in replies if r.startswith("loaded")]
@@ -312,7 +313,7 @@ def test_hallucinate_matches_the_engine(pd_dir, tmp_path, reference_model):
     patch.connect(route, 0, save)
     patch.chain(save, soundfiler, quit_)
     patch.connect(route, 1, quit_)
-    code, stderr = run_pd(patch.write(tmp_path / "hallu.pd"), pd_dir)
+    code, stderr = run_pd(patch.write(tmp_path / "hallu.pd"), pd_dir, batch=False)
     replies = printed(stderr, "reply")
     assert code == 0, stderr[-3000:]
     assert not [r for r in replies if r.startswith("error")], replies
@@ -347,7 +348,7 @@ def test_load_default_brings_its_pca(pd_dir, tmp_path):
     generating_object(patch, "load default, generate", tmp_path / "own.wav", done)
     # without the PCA, layer mode has nothing to play: an error, then done
     generating_object(patch, "load default none, generate", tmp_path / "none.wav", done)
-    code, stderr = run_pd(patch.write(tmp_path / "own-pca.pd"), pd_dir)
+    code, stderr = run_pd(patch.write(tmp_path / "own-pca.pd"), pd_dir, batch=False)
     replies = printed(stderr, "reply")
     assert code == 0, stderr[-3000:]
     assert f"loaded {own} 16000 64000" in replies, replies
