@@ -1,4 +1,4 @@
-"""The Hallu abstractions (hallu/) in real Pd, batch mode.
+"""The Hallu abstractions (hallu/) in real Pd.
 
 Every abstraction and help patch must open without a complaint; the parts
 without the engine ([hallu-steps], [hallu-path], [hallu]'s own errors) are
@@ -8,8 +8,10 @@ reloads the session and composes the same sound. The WAV is compared with
 ganspacesynth.hallucinate for the same steps and settings, and with the JSON
 session rendered by HalluSession, resampled to Pd's rate.
 
-As in test_pd_external.py, patches chain on replies (batch mode's logical
-time races ahead of the wall clock) and quit themselves.
+As in test_pd_external.py, patches chain on replies and quit themselves. The
+patches that use the engine run with Pd's real-time scheduler, which leaves
+the engine's worker the CPU (batch mode's thread never sleeps; see
+pd_helpers.py); none of them turns DSP on or waits on logical time.
 """
 
 import re
@@ -25,7 +27,7 @@ pytestmark = [pytest.mark.pd, pytest.mark.slow]
 HALLU = REPO / "hallu"
 FIXTURE = REPO / "tests" / "data" / "gansynth-reference"
 FIXTURE_PCA = FIXTURE / "pca_conv0.pickle"
-PD_RATE = 44100  # batch mode without -r
+PD_RATE = 44100  # -noaudio without -r
 # The WAV is 24-bit, as the original Hallu wrote it: quantisation is 2^-23
 # of full scale (1.2e-7); the rest is TensorFlow's run-to-run differences
 # (oneDNN's thread scheduling), as in test_pd_external.py.
@@ -50,7 +52,7 @@ def run(patch, pd_dir, *sends, timeout=240):
     extra = ["-path", str(HALLU)]
     for message in sends:
         extra += ["-send", message]
-    return run_pd(patch, pd_dir, extra=extra, timeout=timeout)
+    return run_pd(patch, pd_dir, extra=extra, timeout=timeout, batch=False)
 
 
 def problems(stderr):

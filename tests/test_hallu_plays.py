@@ -1,9 +1,10 @@
-"""[hallu] as a newcomer meets it, in real Pd (batch mode): 'load default' then
+"""[hallu] as a newcomer meets it, in real Pd: 'load default' then
 'generate' composes with no other step (the default model brings its own
 PCA), 'mode' and 'pitch' reach the engine, and Hallu's errors reach Pd's console
 in full (the panel's 'last error' line is fed from the same place).
 
-Patches chain on replies and quit themselves, as in test_hallu_pd.py.
+Patches chain on replies and quit themselves, with Pd's real-time scheduler,
+as in test_hallu_pd.py.
 """
 
 import pytest
@@ -20,7 +21,7 @@ def run(patch, pd_dir, *sends):
     extra = ["-path", str(HALLU)]
     for message in sends:
         extra += ["-send", message]
-    return run_pd(patch, pd_dir, extra=extra)
+    return run_pd(patch, pd_dir, extra=extra, batch=False)
 
 
 def test_load_default_then_generate(pd_dir, tmp_path):  # noqa: F811

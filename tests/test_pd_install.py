@@ -82,7 +82,7 @@ def test_plain_pd_loads_the_installed_engine(installed_pd_folder, tmp_path):
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("PYTHON", "GANSPACESYNTH_", "VIRTUAL_ENV"))}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    code, stderr = run_pd(path, installed_pd_folder, env=env, clean_env=True)
+    code, stderr = run_pd(path, installed_pd_folder, env=env, clean_env=True, batch=False)
     assert code == 0, stderr[-3000:]
     assert "loaded 0 16000 64000" in printed(stderr, "reply"), stderr[-3000:]
 
@@ -103,13 +103,15 @@ def test_cli_pd_path():
 
 def _plain_pd(patch, home, timeout=300, env=None):
     """`pd PATCH` as a user starts it: no -path, no -noprefs, HOME as given, no variables
-    of ours or TensorFlow's but those in env. Batch mode, and -stderr to read what it prints."""
+    of ours or TensorFlow's but those in env. Pd's real-time scheduler without GUI or
+    audio device (batch mode's never-sleeping thread would starve the engine's worker on a
+    busy machine; see pd_helpers.py), and -stderr to read what it prints."""
     extra = env or {}
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("PYTHON", "GANSPACESYNTH_", "VIRTUAL_ENV", "TF_"))}
     env.update(extra, HOME=str(home))
     try:
-        result = subprocess.run([pd_binary(), "-nrt", "-noaudio", "-nomidi", "-nogui", "-batch", "-stderr",
+        result = subprocess.run([pd_binary(), "-nrt", "-noaudio", "-nomidi", "-nogui", "-stderr",
                                  str(patch)], capture_output=True, text=True, timeout=timeout, env=env,
                                 cwd=str(Path(patch).parent))
     except subprocess.TimeoutExpired as expired:
