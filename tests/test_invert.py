@@ -19,7 +19,13 @@ PITCH = 44
 # coordinate) gives distances of 0.3 to 0.5, by 10% already 0.7 to 1.4, as far as random clips
 # (1.2 to 7.7): its output decorrelates fast, so z alone gets only as near as the best random
 # clip and the layer refinement does the rest.
+# The target (z seed 6): loud bursts in the last second where the z search's best clip is
+# all but silent, the plateau on which the audio distance alone stalled (1.03 here, seeds 123
+# and 6 both; 0.34 and 0.53 on seeds 1 and 3), and which matching magnitudes first crosses
+# (seeds 6, 123, 1, 3: 0.41, 0.52, 0.59, 0.46 with TensorFlow's default kernels; below 0.6 on
+# seed 6 with oneDNN's too). Seed 0 is no test: it is the search's own first start.
 FOUND_BELOW = 0.6
+TARGET_SEED = 6
 
 
 def test_the_tensorflow_inversion_equals_the_numpy_one(reference_model):
@@ -40,7 +46,7 @@ def test_the_distance_is_zero_only_for_equal_clips():
 
 @pytest.fixture(scope="module")
 def target(reference_model):
-    return reference_model.generate(reference_model.random_z(1, seed=123), PITCH)[0]
+    return reference_model.generate(reference_model.random_z(1, seed=TARGET_SEED), PITCH)[0]
 
 
 def test_inverting_a_clip_of_the_model_finds_it(tmp_path, reference_model, target):
