@@ -191,6 +191,24 @@ def test_parts_are_the_start_of_the_whole_clip(instrument, reference_dir, rate):
     assert len(parts) == 1
 
 
+def traces(model):
+    return len(model._compiled), sum(f.experimental_get_tracing_count() for f in model._compiled.values())
+
+
+@pytest.mark.parametrize("mode", ["layer", "z"])
+def test_after_loading_no_part_is_traced_while_playing(reference_dir, mode):
+    """Which parts a clip needs depends on how long the last whole clip took; a part graph
+    first traced while playing stalled the stream (seen under JACK: 0.2-0.7 s)."""
+    i = Instrument()
+    i.load(reference_dir, reference_dir / "pca_conv0.pickle")
+    i.set_mode(mode)
+    traced = traces(i.model)
+    i.whole_seconds = 10.0  # the machine got busy: every part is made
+    parts = []
+    i.generate_parts(48000, parts.append)
+    assert len(parts) == 2 and traces(i.model) == traced
+
+
 def test_parts_in_layer_mode_and_stopping(reference_dir):
     i = Instrument()
     i.load(reference_dir, reference_dir / "pca_conv0.pickle")

@@ -335,20 +335,17 @@ class Instrument:
             model.compile()
         try:
             # the first run of a traced graph optimises it (a few tenths of a second more);
-            # the parts of generate_parts are graphs of their own, the longer ones needed
-            # only when the whole clip takes longer to make than the part before plays,
-            # timed on a second run (one clip: less than tracing a part that is not needed)
+            # the parts of generate_parts are graphs of their own, every one traced here:
+            # which parts a clip needs depends on how long the last whole clip took, and
+            # a part first needed while playing (the machine got busier) stalled the
+            # stream for its tracing (0.2-0.7 s under JACK, where the whole clip took a
+            # little longer than at load)
             self._clip(model)
             start = time.perf_counter()
             self._clip(model)
             self.whole_seconds = time.perf_counter() - start
-            before = 0.0
             for frames in PART_FRAMES:
-                if self.whole_seconds * PART_MARGIN <= before:
-                    break
-                length = spectral.samples_for_frames(frames)
-                self._clip(model, length)
-                before = length / model.sample_rate
+                self._clip(model, spectral.samples_for_frames(frames))
         except GanspacesynthError:
             pass  # coefficients that do not fit the new PCA: `generate` will say so
 
