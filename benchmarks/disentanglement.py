@@ -3,6 +3,7 @@
     python benchmarks/disentanglement.py                      # the default model: ~20 min on 2 cores
     python benchmarks/disentanglement.py --named dirs.npz     # reuse named directions fitted before
     python benchmarks/disentanglement.py MODEL --png matrix.png --starts 64
+    python benchmarks/disentanglement.py --save dirs.npz      # keep the fitted ones, to measure again
 
 Fits named directions (``compute_directions`` with its defaults, seed 0)
 unless ``--named`` gives them, then measures the disentanglement matrix of
@@ -50,6 +51,7 @@ def main(argv=None):
     parser.add_argument("--named", help="named directions file (default: fit them first)")
     parser.add_argument("--starts", type=int, default=32, help="random starts (default 32)")
     parser.add_argument("--png", help="write the matrix as a heat map")
+    parser.add_argument("--save", help="write the fitted named directions to this PCA file")
     args = parser.parse_args(argv)
 
     model = load_model(args.model)
@@ -63,6 +65,9 @@ def main(argv=None):
         print(f"named directions fitted in {time.perf_counter() - began:.0f} s")
         for name, fit in named.fit.items():
             print(f"  {name:<16} up at {100 * fit['consistency']:.0f}% of {fit['starts']} starts")
+        if args.save:
+            named.save(args.save)
+            print(f"named directions saved to {args.save}")
     measured = [describe.disentanglement(model, directions, components=4, space="z", starts=args.starts, seed=0)
                 for directions in (pca, named)]
     matrix = joined(*measured)

@@ -14,16 +14,20 @@ A direction ``w`` (a unit vector of basis coordinates) then moves
 descriptor ``d`` at start ``s`` by ``slopes[s, d] @ w`` per unit. For each
 descriptor the fit asks for the direction that
 
-1. holds the others still on average: the mean of every other descriptor's
-   slope along it is exactly 0, so that across starts it moves them up as
-   often as down (InterFaceGAN's conditioning, Shen et al., asks the same of
-   the others' mean gradients); and, among those,
+1. holds the others still across starts: the mean of every other
+   descriptor's slope along it, each start's slope scaled to unit length
+   first, is exactly 0 (InterFaceGAN's conditioning, Shen et al., asks the
+   same of the others' plain mean gradients). Counting every start once is
+   what a musician hears: the others go up at about as many starts as they go
+   down. With plain means a few starts where a descriptor is very sensitive
+   outweighed the rest, and along the fitted brightness the pitch salience
+   fell at two starts in three (rho -0.3); and, among those,
 2. moves its own descriptor the same way at every start: the largest
    ratio of the mean own slope to its spread over the starts (a
    minimum-variance, Capon-style, solution: ``w ~ P (P S P)^+ P g`` with
    ``g`` the mean own slope, ``S`` the covariance of the own slopes over the
    starts plus ``ridge`` times their mean variance on the diagonal, ``P`` the
-   projector onto directions orthogonal to the others' mean slopes). With a
+   projector onto directions orthogonal to the others' mean unit slopes). With a
    large ``ridge`` ``S`` is all but a multiple of the identity and ``w`` is
    InterFaceGAN's conditioned direction ``P g``; with 0 it trusts the
    sampled spread entirely.
@@ -59,7 +63,7 @@ DEFAULT_DESCRIPTORS = ("brightness", "loudness", "noisiness", "pitch-salience")
 DEFAULT_STARTS = 96
 DEFAULT_BASIS_COMPONENTS = 32
 DEFAULT_STEP = 1.0
-DEFAULT_RIDGE = 0.3
+DEFAULT_RIDGE = 0.03
 DEFAULT_LATENT_SAMPLES = 8192
 
 
@@ -174,19 +178,23 @@ def fit_directions(slopes, ridge=DEFAULT_RIDGE):
     (descriptors, axes), one dict per descriptor with ``slope``, ``consistency`` and
     ``cosine_to_raw``).
 
-    Each direction's mean slope of every other descriptor is 0 (to rounding);
-    among such directions it has the largest mean own slope for its spread.
+    Along each direction the mean over starts of every other descriptor's unit-length slope
+    is 0 (to rounding); among such directions it has the largest mean own slope for its
+    spread.
     Raises PCAError when a descriptor's mean slope lies in the span of the
-    others' (it cannot be moved alone).
+    others' mean unit slopes (it cannot be moved alone).
     """
     slopes = np.asarray(slopes, dtype=np.float64)
     n, m, k = slopes.shape
     if n < 2:
         raise ValueError("the fit needs the slopes at two starts at least")
     means = slopes.mean(axis=0)  # (m, k)
+    # every start counts once in what the others must not do (a start where nothing moves counts 0)
+    lengths = np.linalg.norm(slopes, axis=2, keepdims=True)
+    balance = np.divide(slopes, lengths, out=np.zeros_like(slopes), where=lengths > 0).mean(axis=0)
     directions, report = np.zeros((m, k)), []
     for d in range(m):
-        others = np.delete(means, d, axis=0)
+        others = np.delete(balance, d, axis=0)
         projector = np.eye(k) - others.T @ np.linalg.pinv(others.T) if len(others) else np.eye(k)
         own = projector @ means[d]
         if np.linalg.norm(own) <= MIN_CONDITIONED * np.linalg.norm(means[d]):
