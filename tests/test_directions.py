@@ -36,6 +36,12 @@ def test_pitch_salience_of_tones_noise_and_silence():
         describe.descriptors(saw, SR, ["colour"])
 
 
+def mean_unit_slopes(slopes):
+    """What the fit holds at 0 for the others: each start's slope scaled to unit length, then
+    averaged over the starts."""
+    return (slopes / np.linalg.norm(slopes, axis=2, keepdims=True)).mean(axis=0)
+
+
 def test_the_fit_holds_the_others_still_on_average():
     """Each fitted direction leaves every other descriptor's mean unit slope at 0 and raises its own
     on average."""
@@ -43,8 +49,7 @@ def test_the_fit_holds_the_others_still_on_average():
     slopes = rng.standard_normal((300, 4, 10)) + rng.standard_normal((1, 4, 10))
     directions, report = fit_directions(slopes, ridge=0.3)
     assert np.linalg.norm(directions, axis=1) == pytest.approx(np.ones(4))
-    units = (slopes / np.linalg.norm(slopes, axis=2, keepdims=True)).mean(axis=0)
-    along = units @ directions.T  # [descriptor, direction]
+    along = mean_unit_slopes(slopes) @ directions.T  # [descriptor, direction]
     assert np.abs(along - np.diag(np.diag(along))).max() < 1e-10
     along = slopes.mean(axis=0) @ directions.T
     assert np.all(np.diag(along) > 0)
@@ -77,8 +82,8 @@ def test_a_large_ridge_gives_interfacegans_conditioning():
     rng = np.random.default_rng(2)
     slopes = rng.standard_normal((200, 2, 6)) + 3 * rng.standard_normal((1, 2, 6))
     directions, _ = fit_directions(slopes, ridge=1e9)
-    units = (slopes / np.linalg.norm(slopes, axis=2, keepdims=True)).mean(axis=0)
-    n1, n2 = slopes.mean(axis=0)[0] / np.linalg.norm(slopes.mean(axis=0)[0]), units[1] / np.linalg.norm(units[1])
+    n1, n2 = slopes.mean(axis=0)[0], mean_unit_slopes(slopes)[1]
+    n1, n2 = n1 / np.linalg.norm(n1), n2 / np.linalg.norm(n2)
     expected = n1 - (n1 @ n2) * n2
     assert directions[0] == pytest.approx(expected / np.linalg.norm(expected), abs=1e-6)
 

@@ -213,7 +213,7 @@ def fit_directions(slopes, ridge=DEFAULT_RIDGE):
     return directions, report
 
 
-# Below this share of its length left once the others' mean slopes are projected out, a
+# Below this share of its length left once the others' mean unit slopes are projected out, a
 # descriptor's mean slope is (nearly) a combination of theirs: it cannot be moved alone.
 MIN_CONDITIONED = 0.05
 
