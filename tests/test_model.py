@@ -54,14 +54,31 @@ def test_every_layer_can_be_left_and_reentered(reference_model, reference):
 
 def test_fused_upscale_conv_equals_upscale_then_conv():
     import tensorflow as tf
-    from ganspacesynth.generator import upscale, upscale_conv
+    from ganspacesynth.generator import upscale, upscale_conv, upscale_conv_kernel
 
     rng = np.random.default_rng(0)
     for shape in [(2, 2, 16, 5), (1, 3, 7, 4), (1, 1, 1, 3)]:
         x = tf.constant(rng.standard_normal(shape), tf.float32)
         kernel = tf.constant(rng.standard_normal((3, 3, shape[-1], 6)), tf.float32)
         expected = tf.nn.conv2d(upscale(x, 2), kernel, 1, "SAME")
-        np.testing.assert_allclose(upscale_conv(x, kernel), expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(upscale_conv(x, upscale_conv_kernel(kernel)), expected, rtol=0, atol=1e-5)
+
+
+def test_input_conv_equals_the_conv_of_the_padded_point():
+    import tensorflow as tf
+    from ganspacesynth.generator import InputConv
+
+    rng = np.random.default_rng(0)
+    for h, w in [(2, 16), (1, 1), (3, 2)]:
+        conv = InputConv([h, w, 5, 4], 1.0, name="input")
+        conv.kernel.assign(rng.standard_normal((h, w, 5, 4)))
+        conv.bias.assign(rng.standard_normal(4))
+        point = tf.constant(rng.standard_normal((3, 5)), tf.float32)
+        padded = tf.pad(point[:, tf.newaxis, tf.newaxis, :], [[0, 0], [h - 1, h - 1], [w - 1, w - 1], [0, 0]])
+        expected = conv(padded, "VALID")  # as tfgan writes block 1
+        np.testing.assert_allclose(conv.spread(point), expected, rtol=0, atol=1e-5)
+        conv.freeze()
+        np.testing.assert_allclose(conv.spread(point), expected, rtol=0, atol=1e-5)
 
 
 def test_leading_frames_are_those_of_the_whole_clip(reference_model, reference):

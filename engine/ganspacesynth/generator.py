@@ -11,10 +11,12 @@ GANSpaceSynth hooks named them (``conv0``, ``conv1``, ``conv0_2``, ...,
 ``conv1_7``), so that inference can stop after any layer (GANSpace reads
 activations there) and resume from any layer (GANSpace writes them there).
 
-Two ways of doing the same arithmetic with less work, both exact up to float
-rounding: the upscale and the 3x3 conv that open a block run as one 2x2
-conv per output phase (``upscale_conv``), and a forward pass can compute
-only the first rows (STFT frames) of the spectrogram (``rows_plan``).
+Ways of doing the same arithmetic with less work, all exact up to float
+rounding: block 1's conv of the padded point is one matrix product
+(``InputConv``), the upscale and the 3x3 conv that open a block run as one
+2x2 conv per output phase (``upscale_conv``), inference reads kernels scaled
+once at load (``Conv.freeze``), and a forward pass can compute only the first
+rows (STFT frames) of the spectrogram (``rows_plan``).
 """
 
 import math
@@ -63,8 +65,17 @@ def _phase_kernels(kernel, axis):
             tf.stack([tap0 + tap1, tap2], axis=axis))  # odd rows: input rows i, i+1
 
 
-def upscale_conv(x, kernel):
-    """``conv2d(upscale(x, 2), kernel, SAME)`` for a 3x3 kernel, in 4/9 of the multiply-adds.
+def upscale_conv_kernel(kernel):
+    """``upscale_conv``'s kernel for a 3x3 kernel: the 2x2 kernels of the four output phases
+    side by side, (2, 2, in, 4 * out)."""
+    return tf.concat([column_kernel
+                      for row_kernel in _phase_kernels(kernel, 0)
+                      for column_kernel in _phase_kernels(row_kernel, 1)], axis=-1)
+
+
+def upscale_conv(x, phase_kernel):
+    """``conv2d(upscale(x, 2), kernel, SAME)`` for a 3x3 kernel, in 4/9 of the multiply-adds,
+    given ``upscale_conv_kernel(kernel)``.
 
     Each of the four output phases (even/odd row, even/odd column) is a 2x2
     conv of the input itself; the four run as one conv with 4x the output
@@ -73,14 +84,11 @@ def upscale_conv(x, kernel):
     the edges are exact too. This is most of a generator's arithmetic: the
     block-opening convs have twice the input channels of the others.
     """
-    height, width, channels = tf.shape(x)[1], tf.shape(x)[2], kernel.shape[-1]
-    phase_kernels = [column_kernel
-                     for row_kernel in _phase_kernels(kernel, 0)
-                     for column_kernel in _phase_kernels(row_kernel, 1)]
+    height, width, channels = tf.shape(x)[1], tf.shape(x)[2], phase_kernel.shape[-1] // 4
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
     # Position p of this VALID conv covers padded rows p, p+1 = input rows
     # p-1, p: even output rows of input row i take position i, odd ones i+1.
-    y = tf.nn.conv2d(padded, tf.concat(phase_kernels, axis=-1), 1, "VALID")
+    y = tf.nn.conv2d(padded, phase_kernel, 1, "VALID")
     rows = []
     for row_phase in (0, 1):
         columns = []
@@ -93,7 +101,13 @@ def upscale_conv(x, kernel):
 
 
 class Conv(tf.Module):
-    """A conv with equalised learning rate: the kernel is scaled at run time, not at init."""
+    """A conv with equalised learning rate: the kernel is scaled at run time, not at init.
+
+    ``freeze()`` computes the scaled kernel (and ``upscale_conv``'s) once, for
+    inference: re-deriving them from the variables at every call cost a
+    full-size generator about 15 ms per clip (a 4 MB phase kernel per
+    block-opening conv), as much for a short part as for the whole clip.
+    """
 
     def __init__(self, kernel_shape, gain, name):
         super().__init__(name=name)
@@ -101,15 +115,62 @@ class Conv(tf.Module):
         self.scale = gain / math.sqrt(fan_in)
         self.kernel = tf.Variable(tf.random.normal(kernel_shape), name="kernel")
         self.bias = tf.Variable(tf.zeros(kernel_shape[-1:]), name="bias")
+        self._frozen = None
+
+    def freeze(self):
+        """Use the weights as they are now from here on (they must not change afterwards)."""
+        self._frozen = self._forms()
+
+    def _forms(self):
+        """The kernels inference uses, derived from the variables: the scaled kernel, the bias and
+        ``upscale_conv``'s kernel where it applies."""
+        scaled = self.kernel * self.scale
+        return {"kernel": scaled, "bias": tf.identity(self.bias),
+                "phases": upscale_conv_kernel(scaled) if self._fuses_upscale() else None}
+
+    def _fuses_upscale(self):
+        return tuple(self.kernel.shape[:2]) == (3, 3)
+
+    def _weights(self):
+        return self._frozen if self._frozen is not None else self._forms()
 
     def __call__(self, x, padding="SAME"):
-        return tf.nn.conv2d(x, self.kernel * self.scale, 1, padding) + self.bias
+        weights = self._weights()
+        return tf.nn.conv2d(x, weights["kernel"], 1, padding) + weights["bias"]
 
     def upscaled(self, x, factor):
         """``self(upscale(x, factor))``, fused where the shapes allow it."""
-        if factor == 2 and tuple(self.kernel.shape[:2]) == (3, 3):
-            return upscale_conv(x, self.kernel * self.scale) + self.bias
+        if factor == 2 and self._fuses_upscale():
+            weights = self._weights()
+            return upscale_conv(x, weights["phases"]) + weights["bias"]
         return self(upscale(x, factor))
+
+
+class InputConv(Conv):
+    """Block 1's conv, which reads the [z, pitch] point.
+
+    tfgan writes it as a VALID conv of the point zero-padded to (2h - 1, 2w - 1)
+    for an h x w kernel. Every output position sees the point through exactly
+    one tap (position (r, c) through tap (h-1-r, w-1-c)), so it is one matrix
+    product with the kernel flipped: h*w times fewer multiply-adds (32 for
+    GANSynth's 2x16), about 10 ms of a full-size clip.
+    """
+
+    def _forms(self):
+        forms = super()._forms()
+        h, w, channels, filters = self.kernel.shape
+        flipped = tf.transpose(tf.reverse(forms["kernel"], [0, 1]), [2, 0, 1, 3])  # (channels, h, w, filters)
+        forms["spread"] = tf.reshape(flipped, [channels, h * w * filters])
+        return forms
+
+    def _fuses_upscale(self):
+        return False
+
+    def spread(self, point):
+        """The conv of ``point`` (n, channels), padded as tfgan pads it: (n, h, w, filters)."""
+        weights = self._weights()
+        h, w, _, filters = self.kernel.shape
+        return tf.reshape(point @ weights["spread"], [-1, h, w, filters]) + weights["bias"]
 
 
 class Generator(tf.Module):
@@ -125,9 +186,16 @@ class Generator(tf.Module):
         self.to_rgb = []
         for block in range(1, config.num_blocks + 1):
             shapes = config.kernel_shapes(block)
-            self.convs.append(Conv(shapes["conv0"], he_gain, name=f"block{block}_conv0"))
+            conv0 = InputConv if block == 1 else Conv
+            self.convs.append(conv0(shapes["conv0"], he_gain, name=f"block{block}_conv0"))
             self.convs.append(Conv(shapes["conv1"], he_gain, name=f"block{block}_conv1"))
             self.to_rgb.append(Conv(shapes["to_rgb"], rgb_gain, name=f"block{block}_to_rgb"))
+
+    def freeze(self):
+        """Precompute every conv's inference kernels from the weights as they are now (see
+        ``Conv``); the weights must not change afterwards. Training never freezes."""
+        for conv in self.convs + self.to_rgb:
+            conv.freeze()
 
     def layer_index(self, name: str) -> int:
         try:
@@ -142,19 +210,16 @@ class Generator(tf.Module):
         return (*self.config.block_shape(block), self.config.num_filters(block))
 
     def input_layer(self, z, one_hot):
-        """z and one-hot pitch to the 1x1 input that block 1's VALID conv expects, padded."""
+        """z and one-hot pitch to the point, pixel-normalised, that block 1's conv reads."""
         if self.config.pitch_label_gain != 1.0:
             one_hot = one_hot * self.config.pitch_label_gain
-        x = tf.concat([z, one_hot], axis=1)[:, tf.newaxis, tf.newaxis, :]
-        x = pixel_norm(x)
-        pad_h, pad_w = self.config.start_height - 1, self.config.start_width - 1
-        return tf.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+        return pixel_norm(tf.concat([z, one_hot], axis=1))
 
     def apply_layer(self, index, x):
         """Layer ``index``: its conv, leaky ReLU and pixel norm (and the upscale opening a block)."""
         conv = self.convs[index]
         if index == 0:
-            x = conv(x, "VALID")
+            x = conv.spread(x)
         elif index % 2 == 0:
             x = conv.upscaled(x, self.config.scale_base)
         else:
@@ -190,7 +255,7 @@ class Generator(tf.Module):
         return plan
 
     def run_layers(self, x, start, stop, plan=None):
-        """Apply layers start..stop-1 to x (the output of layer start-1, or the padded input),
+        """Apply layers start..stop-1 to x (the output of layer start-1, or ``input_layer``'s point),
         cutting each block's output to ``plan`` (from ``rows_plan``): the output given
         at entry as well as each one made here."""
         x = self._cut(x, start - 1, plan)
@@ -200,11 +265,18 @@ class Generator(tf.Module):
 
     @staticmethod
     def _cut(x, layer, plan):
-        """x, the output of ``layer`` (-1: the input), cut to ``plan`` if that layer closes a block."""
-        closes_block = layer >= 0 and layer % 2 == 1
-        if plan is None or not closes_block or plan[layer // 2] is None:
+        """x, the output of ``layer`` (-1: the input), cut to what ``plan`` needs of it.
+
+        A block's conv1 makes its output, cut to the plan's rows; its conv0
+        feeds conv1, whose last needed row reads one row further: conv0's
+        output is cut one row below that. Rows conv1 would only compute to
+        throw away cost as much as the kept ones (half the work in the middle
+        blocks of a short part, where the upscale makes twice the rows needed).
+        """
+        if plan is None or layer < 0 or plan[layer // 2] is None:
             return x
-        return x[:, :plan[layer // 2]]
+        rows = plan[layer // 2] + (1 if layer % 2 == 0 else 0)
+        return x[:, :rows]
 
     def rgb(self, x, block):
         x = self.to_rgb[block - 1](x)

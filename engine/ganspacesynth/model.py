@@ -91,9 +91,14 @@ _SETTINGS_ADDED_LATER = {"pitch_label_gain": 1.0}
 
 
 class Model:
-    """A loaded generator with the audio format around it."""
+    """A loaded generator with the audio format around it.
+
+    The generator's weights are frozen when the Model is made (``Generator.freeze``):
+    inference reads them as they were then.
+    """
 
     def __init__(self, generator: Generator, source=None):
+        generator.freeze()
         self.generator = generator
         self.config: ModelConfig = generator.config
         self.source = source

@@ -248,15 +248,9 @@ def compute_sefa(model, layer="conv0", n_components=DEFAULT_COMPONENTS):
     scale = math.sqrt((latent + pitches) / (latent + 1.0))  # the input pixel norm, for |z|^2 = latent
     centre = np.concatenate([np.zeros(latent), np.full(pitches, 1.0 / pitches)]) * scale
     steps = np.concatenate([directions, np.zeros((k, pitches))], axis=1) * scale
-    pad_h, pad_w = config.start_height - 1, config.start_width - 1
-
-    def conv0(x):
-        x = tf.pad(x[:, tf.newaxis, tf.newaxis, :], [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
-        return generator.apply_layer(0, x)
-
     primal = tf.constant(np.repeat(centre[np.newaxis], k, axis=0), tf.float32)
     with tf.autodiff.ForwardAccumulator(primal, tf.constant(steps, tf.float32)) as accumulator:
-        activation = conv0(primal)
+        activation = generator.apply_layer(0, primal)
     images = accumulator.jvp(activation).numpy().reshape(k, -1).astype(np.float64)
     stdev = np.linalg.norm(images, axis=1)
     components = images / np.maximum(stdev, 1e-12)[:, np.newaxis]
