@@ -49,9 +49,12 @@ MAX_FIND_STEPS = 100000
 NO_PCA = "none"     # load MODEL none: the model without its own PCA
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
 # generate_parts: the leading spectrogram frames of each part, the first as short as the
-# resampler's look-ahead allows to be worth playing (about 90 ms), the second for models
-# whose whole clip takes longer than that (about 0.8 s).
-PART_FRAMES = (10, 32)
+# resampler's look-ahead allows to be worth playing (about 90 ms), the later ones for models
+# whose whole clip takes longer than that (about 0.28 s and 0.8 s of sound). Each part is
+# made from scratch, and each must be ready before the one before it has played out: for
+# the full-size architecture on one core (10, 16 and 32 frames in about 60, 75 and 115 ms,
+# the whole clip in 290) a part of 32 frames straight after the first came 20-25 ms late.
+PART_FRAMES = (10, 16, 32)
 # ... and it goes on to the whole clip once the part in hand plays for this many times
 # what the whole clip took last time: room for a busy machine.
 PART_MARGIN = 2.0
