@@ -258,10 +258,12 @@ def test_z_space_adds_the_edit_to_the_activation_of_z(reference_model, original_
     manual = sum(c[:, i, None, None, None] * pca.stdev[i] * pca.components[i] for i in range(3))
     expected = model.specgrams_from_layer("conv0", model.layer_output("conv0", z, [40, 60]) + manual)
     out = synthesize_specgrams(model, pca, c, z=z, pitch=[40, 60])
-    assert relative_error(out, expected) < 1e-5
+    # to float rounding, amplified over 14 layers: block 1's matrix product sums in
+    # another order for another batch size (without oneDNN: 1.1e-5 here, 6e-5 below)
+    assert relative_error(out, expected) < 1e-4
     audio = model.synthesize(pca, c[0], z=z[0], pitch=40)
     assert audio.shape == (64000,)
-    assert relative_error(audio, model.synthesize(pca, c, z=z, pitch=[40, 60])[0]) < 1e-5
+    assert relative_error(audio, model.synthesize(pca, c, z=z, pitch=[40, 60])[0]) < 1e-4
 
 
 def test_latent_directions_move_one_component_and_keep_pitch(reference_model, cov_pca, original_pca):
