@@ -83,7 +83,8 @@ def measure(pd_dir, model, voices, timeout=600):
         reader = Reader(pd.stderr)
         try:
             while reader.first(ALL_LOADED) is None:
-                if pd.poll() is not None or time.monotonic() - started > timeout:
+                failed = any(line.startswith("voice: error") for _, line in reader.lines)
+                if failed or pd.poll() is not None or time.monotonic() - started > timeout:
                     tail = "\n".join(line for _, line in reader.lines[-20:])
                     raise SetupError(f"Pd did not load {voices} voices of {model}:\n{tail}")
                 time.sleep(0.05)
