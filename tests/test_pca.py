@@ -258,8 +258,10 @@ def test_z_space_adds_the_edit_to_the_activation_of_z(reference_model, original_
     manual = sum(c[:, i, None, None, None] * pca.stdev[i] * pca.components[i] for i in range(3))
     expected = model.specgrams_from_layer("conv0", model.layer_output("conv0", z, [40, 60]) + manual)
     out = synthesize_specgrams(model, pca, c, z=z, pitch=[40, 60])
-    # to float rounding, amplified over 14 layers: block 1's matrix product sums in
-    # another order for another batch size (without oneDNN: 1.1e-5 here, 6e-5 below)
+    # to float rounding, amplified over 14 layers. Here: the edit made in float32 against the
+    # one above in float64 (without oneDNN 8e-6 while block 1 was a padded conv, 1.1e-5 since it
+    # is a matrix product). Below: without oneDNN that product sums in another order for one
+    # clip than for a batch of two (6e-5, -84 dB; 0 with the padded conv, 0 with oneDNN).
     assert relative_error(out, expected) < 1e-4
     audio = model.synthesize(pca, c[0], z=z[0], pitch=40)
     assert audio.shape == (64000,)
