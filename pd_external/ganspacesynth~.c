@@ -54,7 +54,8 @@
 #define POLL_MS 2           /* how often a busy object looks for replies */
 #define MAX_JOBS 1024       /* beyond this a message is refused, not queued */
 #define WORKER_STACK (8 << 20)  /* Python and TensorFlow want more than macOS's 512 kB */
-#define WORKER_NICE 10      /* how much nicer than Pd the worker and TensorFlow's threads run */
+#define WORKER_NICE 10      /* how much nicer than Pd the worker and TensorFlow's threads run,
+                               unless GANSPACESYNTH_WORKER_NICE says otherwise */
 #define MAX_THREADS 1024    /* the most compute threads `threads` accepts */
 
 /* ------------------------------------------------------------------ */
@@ -568,6 +569,28 @@ static int run_job(shared *sh, int engine, job *j)
     return rc;
 }
 
+/* How much nicer than Pd the worker runs: WORKER_NICE, or 0..19 from
+   GANSPACESYNTH_WORKER_NICE. 0 is for a Pd with no deadline, `pd -batch`
+   rendering to a file say: its thread never sleeps, and beside any other
+   busy process a worker 10 nicer gets a tenth of a core. Only the worker
+   reads it (printing from there is safe: stderr, not Pd's console). */
+static int worker_nice(void)
+{
+    const char *text = getenv("GANSPACESYNTH_WORKER_NICE");
+    char *end;
+    long value;
+    if (!text || !*text)
+        return WORKER_NICE;
+    value = strtol(text, &end, 10);
+    if (*end || value < 0 || value > 19)
+    {
+        fprintf(stderr, "ganspacesynth~: GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19, "
+            "not \"%s\": the worker runs %d nicer than Pd\n", text, WORKER_NICE);
+        return WORKER_NICE;
+    }
+    return (int)value;
+}
+
 /* The worker, and with it every thread it creates (Python's, TensorFlow's
    compute pools: a new Linux thread inherits its creator's nice value), runs
    WORKER_NICE nicer than Pd's thread, so that the engine yields the cores to
@@ -577,12 +600,12 @@ static void lower_own_priority(void)
 {
 #ifdef __linux__
     id_t tid = (id_t)syscall(SYS_gettid);
-    int now, target;
+    int now, target, nicer = worker_nice();
     errno = 0;
     now = getpriority(PRIO_PROCESS, tid);
-    if (errno)
+    if (errno || !nicer)
         return;
-    target = now + WORKER_NICE > 19 ? 19 : now + WORKER_NICE;
+    target = now + nicer > 19 ? 19 : now + nicer;
     if (setpriority(PRIO_PROCESS, tid, target))
         fprintf(stderr, "ganspacesynth~: cannot lower the worker's priority: %s\n", strerror(errno));
 #endif

@@ -8,13 +8,16 @@ logical time races ahead of the clock on the wall: patches never wait with
 and end themselves with ``; pd quit``.
 
 Batch mode's thread never sleeps, and the engine's worker runs 10 nicer than
-it (as it should beside a real-time Pd): on a machine busy with other work
-(the other test worker, say) the worker then gets a small slice of a core, and
-a model load or a search takes many times its CPU time. Tests that need the
-racing scheduler (logical time ahead of the wall clock, the perform routine
-called without pause) use it; the others pass ``batch=False`` and run Pd's
-real-time scheduler without an audio device, which sleeps between ticks. The
-patches are the same: they chain on replies either way.
+Pd (as it should beside a real-time Pd): on a machine busy with other work
+(the other test worker, say) the worker then gets a tenth of a core, and a
+model load or a search takes many times its CPU time (the nonblocking test:
+17 s alone, 133 s beside one busy process). So batch runs set
+``GANSPACESYNTH_WORKER_NICE=0``, as a user rendering with ``pd -batch`` would,
+unless the test sets it. Tests that need the racing scheduler (logical time
+ahead of the wall clock, the perform routine called without pause) use batch
+mode; the others pass ``batch=False`` and run Pd's real-time scheduler without
+an audio device, which sleeps between ticks. The patches are the same: they
+chain on replies either way.
 """
 
 import contextlib
@@ -62,6 +65,8 @@ def run_pd(patch, pd_dir, env=None, timeout=240, extra=(), clean_env=False, batc
     env adds to the test's environment, or replaces it with clean_env."""
     environment = {} if clean_env else dict(os.environ)
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if batch:
+        environment.setdefault("GANSPACESYNTH_WORKER_NICE", "0")
     environment.update(env or {})
     # -nrt: no real-time priority and no watchdog process (which signals a
     # batch-mode Pd that does not ping it); -noprefs: the user's settings
