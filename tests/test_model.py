@@ -62,6 +62,25 @@ def test_fused_upscale_conv_equals_upscale_then_conv():
         kernel = tf.constant(rng.standard_normal((3, 3, shape[-1], 6)), tf.float32)
         expected = tf.nn.conv2d(upscale(x, 2), kernel, 1, "SAME")
         np.testing.assert_allclose(upscale_conv(x, upscale_conv_kernel(kernel)), expected, rtol=0, atol=1e-5)
+        # only the first rows, as a short part's blocks compute them: odd and even counts
+        for rows in range(1, 2 * shape[1] + 1):
+            np.testing.assert_allclose(upscale_conv(x, upscale_conv_kernel(kernel), rows), expected[:, :rows],
+                                       rtol=0, atol=1e-5)
+
+
+def test_first_rows_of_a_conv_equal_the_whole_conv_cut():
+    import tensorflow as tf
+    from ganspacesynth.generator import Conv
+
+    rng = np.random.default_rng(0)
+    for kernel_shape in [(3, 3, 4, 5), (5, 3, 4, 2), (2, 2, 4, 3)]:
+        conv = Conv(kernel_shape, 1.0, "conv")
+        conv.kernel.assign(rng.standard_normal(kernel_shape).astype(np.float32))
+        conv.bias.assign(rng.standard_normal(kernel_shape[-1:]).astype(np.float32))
+        x = tf.constant(rng.standard_normal((2, 7, 9, 4)), tf.float32)
+        whole = conv(x)
+        for rows in range(1, 8 - kernel_shape[0] // 2):
+            np.testing.assert_allclose(conv.first_rows(x, rows), whole[:, :rows], rtol=0, atol=1e-5)
 
 
 def test_input_conv_equals_the_conv_of_the_padded_point():

@@ -66,38 +66,50 @@ def _phase_kernels(kernel, axis):
 
 
 def upscale_conv_kernel(kernel):
-    """``upscale_conv``'s kernel for a 3x3 kernel: the 2x2 kernels of the four output phases
-    side by side, (2, 2, in, 4 * out)."""
-    return tf.concat([column_kernel
-                      for row_kernel in _phase_kernels(kernel, 0)
-                      for column_kernel in _phase_kernels(row_kernel, 1)], axis=-1)
+    """``upscale_conv``'s kernels for a 3x3 kernel: for the even and for the odd output rows,
+    the 2x2 kernels of the two column phases side by side, each (2, 2, in, 2 * out)."""
+    return tuple(tf.concat(_phase_kernels(row_kernel, 1), axis=-1) for row_kernel in _phase_kernels(kernel, 0))
 
 
-def upscale_conv(x, phase_kernel):
+def upscale_conv(x, phase_kernels, rows=None):
     """``conv2d(upscale(x, 2), kernel, SAME)`` for a 3x3 kernel, in 4/9 of the multiply-adds,
-    given ``upscale_conv_kernel(kernel)``.
+    given ``upscale_conv_kernel(kernel)``; only its first ``rows`` rows if given.
 
     Each of the four output phases (even/odd row, even/odd column) is a 2x2
-    conv of the input itself; the four run as one conv with 4x the output
-    channels over the input padded by one, and are then interleaved. The
-    zero padding of the upscaled input is the zero padding of the input, so
-    the edges are exact too. This is most of a generator's arithmetic: the
-    block-opening convs have twice the input channels of the others.
+    conv of the input itself: a VALID conv over the input padded by one,
+    where position p covers padded rows p, p+1 = input rows p-1, p. Even
+    output rows of input row i take position i, odd ones position i + 1, so
+    the even rows are one conv over positions 0..h-1 and the odd rows one
+    over 1..h, each with the two column phases as 2x the output channels,
+    and are then interleaved. Cut to ``rows``, each runs over only the
+    positions those rows need: a short part's blocks keep 3 to 11 rows,
+    where one conv of all four phases over all h + 1 positions computed up
+    to a third more. The zero padding of the upscaled input is the zero
+    padding of the input, so the edges are exact too. This is most of a
+    generator's arithmetic: the block-opening convs have twice the input
+    channels of the others.
     """
-    height, width, channels = tf.shape(x)[1], tf.shape(x)[2], phase_kernel.shape[-1] // 4
+    even_kernel, odd_kernel = phase_kernels
+    width, channels = tf.shape(x)[2], even_kernel.shape[-1] // 2
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    # Position p of this VALID conv covers padded rows p, p+1 = input rows
-    # p-1, p: even output rows of input row i take position i, odd ones i+1.
-    y = tf.nn.conv2d(padded, phase_kernel, 1, "VALID")
-    rows = []
-    for row_phase in (0, 1):
-        columns = []
-        for column_phase in (0, 1):
-            first = (2 * row_phase + column_phase) * channels
-            columns.append(y[:, row_phase:row_phase + height, column_phase:column_phase + width,
-                             first:first + channels])
-        rows.append(tf.stack(columns, axis=3))
-    return tf.reshape(tf.stack(rows, axis=2), [-1, 2 * height, 2 * width, channels])
+    if rows is None:
+        even_rows, odd_rows = padded[:, :-1], padded[:, 1:]
+    else:  # rows (2i and 2i + 1) for i below ceil(rows / 2) and floor(rows / 2)
+        even_rows, odd_rows = padded[:, :(rows + 1) // 2 + 1], padded[:, 1:rows // 2 + 2]
+    phases = []
+    wanted = [(even_rows, even_kernel)] + ([] if rows == 1 else [(odd_rows, odd_kernel)])  # 1 row: no odd one
+    for rows_input, kernel in wanted:
+        y = tf.nn.conv2d(rows_input, kernel, 1, "VALID")  # (n, rows of this phase, width + 1, 2 * channels)
+        # even columns of input column j at position j, odd ones at j + 1
+        y = tf.stack([y[:, :, :width, :channels], y[:, :, 1:, channels:]], axis=3)
+        phases.append(tf.reshape(y, [tf.shape(y)[0], tf.shape(y)[1], 2 * width, channels]))
+    if rows == 1:
+        return phases[0]
+    even, odd = phases
+    if rows is not None and rows % 2:  # one even row more than odd ones: pad, interleave, cut
+        odd = tf.pad(odd, [[0, 0], [0, 1], [0, 0], [0, 0]])
+    out = tf.reshape(tf.stack([even, odd], axis=2), [tf.shape(even)[0], 2 * tf.shape(even)[1], 2 * width, channels])
+    return out if rows is None else out[:, :rows]
 
 
 class Conv(tf.Module):
@@ -138,11 +150,25 @@ class Conv(tf.Module):
         weights = self._weights()
         return tf.nn.conv2d(x, weights["kernel"], 1, padding) + weights["bias"]
 
-    def upscaled(self, x, factor):
-        """``self(upscale(x, factor))``, fused where the shapes allow it."""
+    def first_rows(self, x, rows):
+        """The first ``rows`` rows of ``self(x)``, from the first rows + k // 2 rows of x alone
+        (k the kernel's odd height): zero padding above and at the sides as SAME pads them,
+        none below, where the rows read are real ones. A short part's block keeps 3 to 10
+        rows: computing one more, to throw it away, cost up to a quarter more."""
+        height, width = self.kernel.shape[:2]
+        if height % 2 == 0 or width % 2 == 0:
+            return self(x)[:, :rows]
+        weights = self._weights()
+        half = height // 2
+        padding = [[0, 0], [half, 0], [width // 2, width // 2], [0, 0]]
+        return tf.nn.conv2d(x[:, :rows + half], weights["kernel"], 1, padding) + weights["bias"]
+
+    def upscaled(self, x, factor, rows=None):
+        """``self(upscale(x, factor))``, fused where the shapes allow it; ``rows``: at least
+        its first ``rows`` rows (exactly those where fused, else all)."""
         if factor == 2 and self._fuses_upscale():
             weights = self._weights()
-            return upscale_conv(x, weights["phases"]) + weights["bias"]
+            return upscale_conv(x, weights["phases"], rows) + weights["bias"]
         return self(upscale(x, factor))
 
 
@@ -215,13 +241,17 @@ class Generator(tf.Module):
             one_hot = one_hot * self.config.pitch_label_gain
         return pixel_norm(tf.concat([z, one_hot], axis=1))
 
-    def apply_layer(self, index, x):
-        """Layer ``index``: its conv, leaky ReLU and pixel norm (and the upscale opening a block)."""
+    def apply_layer(self, index, x, rows=None):
+        """Layer ``index``: its conv, leaky ReLU and pixel norm (and the upscale opening a block);
+        ``rows``: at least the first ``rows`` rows of its output (exactly those, but for a
+        block-opening conv that is not fused with its upscale)."""
         conv = self.convs[index]
         if index == 0:
             x = conv.spread(x)
         elif index % 2 == 0:
-            x = conv.upscaled(x, self.config.scale_base)
+            x = conv.upscaled(x, self.config.scale_base, rows)
+        elif rows is not None:
+            x = conv.first_rows(x, rows)
         else:
             x = conv(x)
         return pixel_norm(tf.nn.leaky_relu(x, LEAKY_RELU_ALPHA))
@@ -260,23 +290,26 @@ class Generator(tf.Module):
         at entry as well as each one made here."""
         x = self._cut(x, start - 1, plan)
         for index in range(start, stop):
-            x = self._cut(self.apply_layer(index, x), index, plan)
+            x = self._cut(self.apply_layer(index, x, self._kept_rows(index, plan)), index, plan)
         return x
 
-    @staticmethod
-    def _cut(x, layer, plan):
-        """x, the output of ``layer`` (-1: the input), cut to what ``plan`` needs of it.
+    def _kept_rows(self, layer, plan):
+        """How many rows of ``layer``'s output ``plan`` needs (None: all of them).
 
-        A block's conv1 makes its output, cut to the plan's rows; its conv0
-        feeds conv1, whose last needed row reads one row further: conv0's
-        output is cut one row below that. Rows conv1 would only compute to
-        throw away cost as much as the kept ones (half the work in the middle
+        A block's conv1 makes its output, the plan's rows; its conv0 feeds
+        conv1, whose last needed row reads kernel_size // 2 rows further:
+        conv0's output is needed that far below. Rows computed only to be
+        thrown away cost as much as the kept ones (half the work in the middle
         blocks of a short part, where the upscale makes twice the rows needed).
         """
         if plan is None or layer < 0 or plan[layer // 2] is None:
-            return x
-        rows = plan[layer // 2] + (1 if layer % 2 == 0 else 0)
-        return x[:, :rows]
+            return None
+        return plan[layer // 2] + (self.config.kernel_size // 2 if layer % 2 == 0 else 0)
+
+    def _cut(self, x, layer, plan):
+        """x, the output of ``layer`` (-1: the input), cut to what ``plan`` needs of it."""
+        rows = self._kept_rows(layer, plan)
+        return x if rows is None else x[:, :rows]
 
     def rgb(self, x, block):
         x = self.to_rgb[block - 1](x)
