@@ -99,8 +99,10 @@ def clip_flops(config, fused=True):
     """Multiply-adds x 2 of every conv of one clip (and the last to_rgb), from the architecture.
 
     ``fused``: as the engine computes it, with each block-opening 3x3 conv on
-    the upscaled input done as four 2x2 convs on the input padded by one
-    (``generator.upscale_conv``); otherwise as the architecture is written.
+    the upscaled input done as 2x2 convs on the input padded by one
+    (``generator.upscale_conv``: the even output rows over h/2 positions, the
+    odd ones over h/2, each w/2 + 1 wide with both column phases); otherwise
+    as the architecture is written.
     """
     flops = 0
     for block in range(1, config.num_blocks + 1):
@@ -110,7 +112,7 @@ def clip_flops(config, fused=True):
         for layer in layers:
             kh, kw, cin, cout = shapes[layer]
             if fused and layer == "conv0" and block > 1 and (kh, kw) == (3, 3):
-                flops += 2 * (h // 2 + 1) * (w // 2 + 1) * 2 * 2 * cin * 4 * cout
+                flops += 2 * 2 * (h // 2) * (w // 2 + 1) * 2 * 2 * cin * 2 * cout
             else:
                 flops += 2 * h * w * kh * kw * cin * cout
     return flops
