@@ -12,11 +12,16 @@ lines and forwards everything else, in order, as it comes.
 import of TensorFlow, whichever engine module does it, unless the user chose
 a TensorFlow log level of their own (``TF_CPP_MIN_LOG_LEVEL``) or asked for
 everything (``GANSPACESYNTH_VERBOSE=1``, which the CLI's ``--verbose`` sets).
+
+``hide_retracing_warning()`` drops TensorFlow's warning that a function
+"triggered tf.function retracing", for the engine's graphs that are many by
+design (one per training stage, per part length, per layer).
 """
 
 import contextlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -128,3 +133,20 @@ def install():
 def uninstall():
     with contextlib.suppress(ValueError):
         sys.meta_path.remove(_FINDER)
+
+
+class _NoRetracingWarning(logging.Filter):
+    # TensorFlow counts the traces of every graph made from one Python function
+    # together and warns after five: the engine makes its graphs from one
+    # function on purpose, each traced once (the shapes differ).
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def hide_retracing_warning():
+    """Drop TensorFlow's retracing warning from its logger (once; later calls do nothing)."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    if not any(isinstance(f, _NoRetracingWarning) for f in logger.filters):
+        logger.addFilter(_NoRetracingWarning())

@@ -61,6 +61,7 @@ import numpy as np
 from .config import ModelConfig
 from .errors import GanspacesynthError
 from .health import DEFAULT_WINDOW, HealthWatch
+from .quiet import hide_retracing_warning
 
 log = logging.getLogger(__name__)
 
@@ -577,13 +578,6 @@ def configure_devices(cpu_devices=None, threads=None):
         raise TrainError(f"cannot configure devices after TensorFlow has started ({error})") from None
 
 
-class _NoRetracingWarning(logging.Filter):
-    # Each stage has its own graph by design (the shapes change); TF's
-    # warning about retracing says nothing useful here.
-    def filter(self, record):
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
 @contextlib.contextmanager
 def _stop_requests():
     """While training: Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the step in
@@ -620,8 +614,7 @@ class Trainer:
                  init_from=None):
         import tensorflow as tf
 
-        if not any(isinstance(f, _NoRetracingWarning) for f in tf.get_logger().filters):
-            tf.get_logger().addFilter(_NoRetracingWarning())
+        hide_retracing_warning()  # each stage has its own graph by design
         self.out_dir = Path(out_dir)
         self.dataset_dir = Path(dataset_dir)
         self.train_config = train_config
