@@ -282,8 +282,12 @@ def gss_generate_parts(engine, sample_rate, part, userdata):
         if part != ffi.NULL and part(userdata, ffi.from_buffer("float[]", samples), int(samples.size)):
             raise _Cancelled()
 
+    def check():
+        if part != ffi.NULL and part(userdata, ffi.NULL, 0):
+            raise _Cancelled()
+
     _results.pop(engine, None)
-    return _call(engine, lambda i: _store(engine, i.generate_parts(sample_rate, on_part)))
+    return _call(engine, lambda i: _store(engine, i.generate_parts(sample_rate, on_part, check)))
 
 
 @ffi.def_extern()

@@ -42,7 +42,8 @@ extern "C" {
    return nonzero to abandon the work (the call then returns GSS_CANCELLED). */
 typedef int (*gss_progress_fn)(void *userdata, float fraction);
 /* Called by gss_generate_parts with the first count samples of the clip it is
-   making (valid during the call only); return nonzero to abandon the clip. */
+   making (valid during the call only), or with NULL and 0 to ask whether to go
+   on (see gss_generate_parts); return nonzero to abandon the clip. */
 typedef int (*gss_part_fn)(void *userdata, const float *samples, int count);
 
 /* A new engine handle (> 0), or 0 if the engine could not start (Python
@@ -96,8 +97,11 @@ int gss_generate(int engine, double sample_rate);
    play it before the clip is whole: part() gets about the first 90 ms (made
    in a fraction of the whole clip's time), then a longer start when the
    whole clip takes longer than that to make. Every part is the start of the
-   clip gss_read() gives afterwards, to float rounding (~1e-7). A nonzero return from part()
-   abandons the clip: the call returns GSS_CANCELLED. */
+   clip gss_read() gives afterwards, to float rounding (~1e-7). When the
+   whole clip takes long to make (0.3 s on the full-size architecture),
+   part(userdata, NULL, 0) is also called between its layers, every few tens
+   of milliseconds. A nonzero return from part() abandons the clip: the call
+   returns GSS_CANCELLED. */
 int gss_generate_parts(int engine, double sample_rate, gss_part_fn part, void *userdata);
 int gss_hallucinate(int engine, double sample_rate, gss_progress_fn progress, void *userdata);
 /* Find this sound: search for the point whose clip is nearest the audio

@@ -476,13 +476,14 @@ static void offer(streaming *st, gss_clip *clip)
         gss_handoff_put(&st->sh->handoff, clip);
 }
 
+/* count 0: the engine asks, between layers of a long whole clip, whether to go on */
 static int part_callback(void *userdata, const float *samples, int count)
 {
     streaming *st = userdata;
     gss_clip *clip;
     if (generate_waiting(st->sh) || atomic_load(&quitting))
         return st->superseded = 1;  /* skip the rest: a newer sound is on its way */
-    if ((clip = gss_clip_new(count)))
+    if (count > 0 && (clip = gss_clip_new(count)))
     {
         memcpy(clip->samples, samples, (size_t)count * sizeof(float));
         clip->partial = 1;

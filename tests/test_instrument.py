@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ganspacesynth.errors import GanspacesynthError
+from ganspacesynth import instrument as instrument_module
 from ganspacesynth.instrument import PART_FRAMES, Instrument, resample
 
 
@@ -197,17 +198,51 @@ def traces(model):
 
 
 @pytest.mark.parametrize("mode", ["layer", "z"])
-def test_after_loading_no_part_is_traced_while_playing(reference_dir, mode):
+@pytest.mark.parametrize("slow_model", [False, True])
+def test_after_loading_no_part_is_traced_while_playing(reference_dir, mode, slow_model, monkeypatch):
     """Which parts a clip needs depends on how long the last whole clip took; a part graph
-    first traced while playing stalled the stream (seen under JACK: 0.2-0.7 s)."""
+    first traced while playing stalled the stream (seen under JACK: 0.2-0.7 s). The same for
+    the graphs of a whole clip computed layer by layer (a model whose whole clip is slow)."""
+    if slow_model:  # as if the fixture's whole clip took as long as the full size's
+        monkeypatch.setattr(instrument_module, "CHECKED_WHOLE_SECONDS", 0.0)
     i = Instrument()
     i.load(reference_dir, reference_dir / "pca_conv0.pickle")
     i.set_mode(mode)
+    assert i.check_layers == slow_model
     traced = traces(i.model)
     i.whole_seconds = 10.0  # the machine got busy: every part is made
-    parts = []
-    i.generate_parts(48000, parts.append)
+    parts, checks = [], []
+    i.generate_parts(48000, parts.append, lambda: checks.append(1))
     assert len(parts) == len(PART_FRAMES) and traces(i.model) == traced
+    assert bool(checks) == slow_model
+
+
+def test_a_slow_whole_clip_is_checked_between_layers_and_stops(reference_dir, monkeypatch):
+    """A host stops a long whole clip when a newer one is wanted (the external, when a knob
+    turns while the last turn's clip is computed): ``check`` is called between its layers,
+    and what it raises ends the work there, with nothing of the clip returned."""
+    monkeypatch.setattr(instrument_module, "CHECKED_WHOLE_SECONDS", 0.0)
+    i = Instrument()
+    i.load(reference_dir, reference_dir / "pca_conv0.pickle")
+    i.set_coefficients([1.5, -0.5])
+    plain = i.generate(48000)
+    events = []
+    whole = i.generate_parts(48000, lambda part: events.append("part"), lambda: events.append("check"))
+    np.testing.assert_array_equal(whole, plain)
+    layers = len(i.model.layer_names)
+    pca_layer = i.model.layer_names.index(i.pca.layer)
+    # the parts first, then the whole clip from the PCA's layer, checked after each layer but the last
+    parts = events.count("part")
+    assert parts >= 1 and events == ["part"] * parts + ["check"] * (layers - 2 - pca_layer)
+
+    def stop():
+        raise KeyboardInterrupt  # what the bridge's check raises for a newer clip
+
+    events.clear()
+    with pytest.raises(KeyboardInterrupt):
+        i.generate_parts(48000, lambda part: events.append("part"), stop)
+    assert events and set(events) == {"part"}
+    np.testing.assert_array_equal(i.generate(48000), plain)  # nothing left behind
 
 
 def test_parts_in_layer_mode_and_stopping(reference_dir):

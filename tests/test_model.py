@@ -116,6 +116,54 @@ def test_leading_frames_are_those_of_the_whole_clip(reference_model, reference):
         np.testing.assert_allclose(start, audio[:, :length], rtol=0, atol=1e-5)
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_a_whole_spectrogram_layer_by_layer_is_the_same_and_can_be_stopped(reference_model, reference):
+    """What lets a newer knob turn stop a long whole clip (Instrument.generate_parts' check):
+    the same values bit for bit, a check after every layer but the last, only on the thread
+    that asked, and an exception from the check stops the computation there."""
+    import threading
+
+    model, z, midi, edit = reference_model, reference["z"], reference["midi"], reference["edit_layer"]
+    layers = len(model.layer_names)
+    whole = model.generate_specgrams(z, midi)
+    from_layer = model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi))
+    edited = model.specgrams_from_layer("conv0", edit)
+    checks, elsewhere = [], []
+    with model.checking_between_layers(lambda: checks.append(threading.get_ident())):
+        np.testing.assert_array_equal(model.generate_specgrams(z, midi), whole)
+        assert len(checks) == layers - 1
+        # another thread (a voice sharing the model) computes in one graph, unchecked
+        other = threading.Thread(target=lambda: elsewhere.append(model.generate_specgrams(z, midi)))
+        other.start()
+        other.join()
+        np.testing.assert_array_equal(elsewhere[0], whole)
+        assert len(checks) == layers - 1
+        np.testing.assert_array_equal(model.specgrams_from_layer("conv0", edit), edited)
+        assert len(checks) == 2 * layers - 3
+        start = model.layer_names.index("conv1_2")
+        np.testing.assert_array_equal(
+            model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi)), from_layer)
+        assert len(checks) == 2 * layers - 3 + layers - 2 - start
+        # leading frames are one short graph, as ever
+        model.generate_specgrams(z, midi, frames=20)
+        assert len(checks) == 2 * layers - 3 + layers - 2 - start
+    assert set(checks) == {threading.get_ident()}
+
+    def stop_after_three():
+        checks.append(None)
+        if checks.count(None) == 3:
+            raise _Stop
+    with pytest.raises(_Stop), model.checking_between_layers(stop_after_three):
+        model.generate_specgrams(z, midi)
+    assert checks.count(None) == 3
+    # and the check is gone with the block
+    np.testing.assert_array_equal(model.generate_specgrams(z, midi), whole)
+    assert checks.count(None) == 3
+
+
 @pytest.mark.parametrize("frames", [0, 6, 129, 7.5])
 def test_bad_frame_count(reference_model, reference, frames):
     with pytest.raises(ValueError, match="frames must be a whole number from 7 to 128"):

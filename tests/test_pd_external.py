@@ -287,6 +287,35 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     assert max1 < 100_000 and max2 < 100_000
 
 
+def test_a_newer_generate_stops_a_long_whole_clip(pd_dir, tmp_path):
+    """A knob turned while the last turn's whole clip is computed (0.3 s on the full-size
+    architecture) need not wait for it: the engine asks between the clip's layers, and the
+    object stops it there. Here each layer is slowed to 0.2 s (about 2.4 s a whole clip):
+    the second `generate` comes 1 s into the first's whole clip, and only its own clip
+    is ever `ready`; a first clip finished anyway would be `ready` too."""
+    patch = Patch()
+    load = patch.obj("loadbang")
+    gss = patch.obj("ganspacesynth~")
+    patch.chain(load, patch.msg(f"load {FIXTURE} {FIXTURE_PCA}"), gss)
+    patch.connect(gss, 1, patch.obj("print reply"))
+    route = patch.obj("route loaded ready")
+    patch.connect(gss, 1, route)
+    first = patch.msg("coeff 0 1.5, generate")
+    patch.chain(route, first, gss)
+    later = patch.obj("delay 1000")
+    patch.connect(route, 0, later)
+    patch.chain(later, patch.msg("coeff 0 -1.5, generate"), gss)
+    # after the first `ready`, time enough for another whole clip before quitting
+    patch.chain(counter(patch, route, 1, 1), patch.obj("delay 4000"), patch.msg("; pd quit"))
+    code, stderr = run_pd(patch.write(tmp_path / "newer.pd"), pd_dir, batch=False,
+                          env={"GANSPACESYNTH_TEST_LAYER_DELAY": "0.2"})
+    assert code == 0, stderr[-3000:]
+    replies = printed(stderr, "reply")
+    assert not [r for r in replies if r.startswith("error")], replies
+    ready = [r for r in replies if r.startswith("ready")]
+    assert len(ready) == 1, replies
+
+
 def test_hallucinate_matches_the_engine(pd_dir, tmp_path, reference_model):
     """`hallucinate ARRAY` renders the steps with the Hallu settings into the
     array, with `progress` on the way, as ganspacesynth.hallucinate does."""

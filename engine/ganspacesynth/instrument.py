@@ -17,6 +17,7 @@ so that tests can show a host stays responsive while a generation runs.
 Leave it unset in normal use.
 """
 
+import functools
 import math
 import os
 import time
@@ -47,7 +48,11 @@ FIND_LAYER_STEPS = 20   # then on the PCA's layer itself
 FIND_STARTS = 2         # random z tried per pitch label before the steps
 MAX_FIND_STEPS = 100000
 NO_PCA = "none"     # load MODEL none: the model without its own PCA
+# Test hooks, for tests of hosts (the Pd external) that need a slow engine: seconds slept
+# before each part and whole clip, and between the layers of generate_parts' whole clip
+# (which is then checked between its layers whatever it takes).
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
+TEST_LAYER_DELAY_ENV = "GANSPACESYNTH_TEST_LAYER_DELAY"
 # generate_parts: the leading spectrogram frames of each part, the first as short as the
 # resampler's look-ahead allows to be worth playing (about 90 ms), the later ones for models
 # whose whole clip takes longer than that (about 0.28 s and 0.8 s of sound). Each part is
@@ -58,6 +63,12 @@ PART_FRAMES = (10, 16, 32)
 # ... and it goes on to the whole clip once the part in hand plays for this many times
 # what the whole clip took last time: room for a busy machine.
 PART_MARGIN = 2.0
+# ... and a whole clip that took at least this long when the model was loaded is computed
+# layer by layer with generate_parts' ``check`` between, so that a newer change can stop it
+# (Model.checking_between_layers): on the full-size architecture, whose whole clip takes
+# 0.3 s, a change then waits for one layer, 60 ms at most. On a small model the 0.5-1 ms
+# each layer's own graph costs would be a third of its clip's time, for a wait that is short.
+CHECKED_WHOLE_SECONDS = 0.15
 
 
 def _vector(values, what):
@@ -102,14 +113,24 @@ def _prefixed(what, error):
         return GanspacesynthError(f"{what}: {text}")
 
 
-def _test_delay():
-    text = os.environ.get(TEST_DELAY_ENV, "")
+def _test_seconds(variable):
+    text = os.environ.get(variable, "")
     try:
-        delay = float(text) if text else 0.0
+        seconds = float(text) if text else 0.0
     except ValueError:
-        return
-    if delay > 0:
+        return 0.0
+    return seconds if seconds > 0 else 0.0
+
+
+def _test_delay():
+    delay = _test_seconds(TEST_DELAY_ENV)
+    if delay:
         time.sleep(delay)
+
+
+def _slept_first(seconds, check):
+    time.sleep(seconds)
+    check()
 
 
 class Instrument:
@@ -128,6 +149,7 @@ class Instrument:
         self.steps = []
         self.hallu = {name: default for name, (_, default) in HALLU_SETTINGS.items()}
         self.whole_seconds = 0.0  # what the last whole clip took to make: how far parts must reach
+        self.check_layers = False  # whether generate_parts' whole clip is checked between layers
 
     # --- what is loaded -------------------------------------------------
     @property
@@ -343,12 +365,18 @@ class Instrument:
             # a part first needed while playing (the machine got busier) stalled the
             # stream for its tracing (0.2-0.7 s under JACK, where the whole clip took a
             # little longer than at load)
+            self.check_layers = False
             self._clip(model)
             start = time.perf_counter()
             self._clip(model)
             self.whole_seconds = time.perf_counter() - start
             for frames in PART_FRAMES:
                 self._clip(model, spectral.samples_for_frames(frames))
+            # decided here, with the graphs it needs traced here, not while playing
+            self.check_layers = self.whole_seconds >= CHECKED_WHOLE_SECONDS
+            if self.check_layers:
+                with model.checking_between_layers(lambda: None):
+                    self._clip(model)
         except GanspacesynthError:
             pass  # coefficients that do not fit the new PCA: `generate` will say so
 
@@ -416,7 +444,7 @@ class Instrument:
         self.whole_seconds = time.perf_counter() - start
         return resample(clip, model.sample_rate, sample_rate or model.sample_rate)
 
-    def generate_parts(self, sample_rate=None, on_part=None):
+    def generate_parts(self, sample_rate=None, on_part=None, check=None):
         """``generate``'s clip, with its start announced while the rest is computed.
 
         ``on_part(samples)`` is called first with about the first 90 ms of the
@@ -426,15 +454,19 @@ class Instrument:
         returned (the generator's layers are local in time, and only the
         samples the resampler will not change are given), to float rounding:
         on some CPUs TensorFlow sums in another order for a shorter input
-        (differences near 1e-7, far below hearing). An exception
-        ``on_part`` raises stops the work. Returns the whole clip.
+        (differences near 1e-7, far below hearing). ``check()``, when the
+        whole clip takes long (``CHECKED_WHOLE_SECONDS`` when the model was
+        loaded), is called between its layers, every few tens of
+        milliseconds: the way for a host to drop the clip as soon as a newer
+        one is wanted. An exception ``on_part`` or ``check`` raises stops the work.
+        Returns the whole clip.
         """
         try:
-            return self._generate_parts(sample_rate, on_part)
+            return self._generate_parts(sample_rate, on_part, check)
         except GanspacesynthError as error:
             raise _prefixed("generate", error) from None
 
-    def _generate_parts(self, sample_rate, on_part):
+    def _generate_parts(self, sample_rate, on_part, check):
         model = self._need_model("generate")
         rate = sample_rate or model.sample_rate
         for frames in PART_FRAMES:
@@ -445,7 +477,13 @@ class Instrument:
                 on_part(part)
             if self.whole_seconds * PART_MARGIN <= part.size / rate:
                 break
-        return self._generate(sample_rate)
+        layer_delay = _test_seconds(TEST_LAYER_DELAY_ENV)
+        if check is None or not (self.check_layers or layer_delay):
+            return self._generate(sample_rate)
+        if layer_delay:
+            check = functools.partial(_slept_first, layer_delay, check)
+        with model.checking_between_layers(check):
+            return self._generate(sample_rate)
 
     def hallucinate(self, sample_rate=None, progress=None):
         """The Hallu composition of the current steps (1-D float32) at ``sample_rate``.

@@ -7,7 +7,9 @@ every generator layer so that GANSpace can read activations
 (``layer_output``) and replace them (``generate_from_layer``).
 """
 
+import contextlib
 import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from .config import ModelConfig
 from .errors import ModelError
 from .generator import Generator
 from .paths import models_dir
+from .quiet import hide_retracing_warning
 from .threads import configure_threads
 from . import spectral
 
@@ -104,6 +107,8 @@ class Model:
         self.source = source
         self._compiled = {}
         self._identifier = None
+        # per thread: players sharing this model (shared_models.py) each check their own
+        self._between_layers = threading.local()
 
     # --- what the model is ---------------------------------------------
     @property
@@ -231,6 +236,47 @@ class Model:
             return self._compiled.setdefault(key, tf.function(forward, reduce_retracing=True))
         return self._compiled[key]
 
+    @contextlib.contextmanager
+    def checking_between_layers(self, check):
+        """Within this block, on this thread, a whole spectrogram is computed one layer at a
+        time with ``check()`` called after each: an exception ``check`` raises stops the
+        computation there.
+
+        One graph for the whole spectrogram cannot be stopped once it runs,
+        and on the full-size architecture it runs for about 0.3 s: a host that
+        must drop a clip as soon as a newer one is asked for (a knob turned
+        while the last turn's clip is computed) would wait that long. Layer by
+        layer it waits for one layer, a sixth of that at most; the values are
+        the same, bit for bit (each layer's graph does the same operations).
+        Spectrograms of the first frames only (``frames``) are computed whole:
+        they are short already."""
+        previous = getattr(self._between_layers, "check", None)
+        self._between_layers.check = check
+        try:
+            yield
+        finally:
+            self._between_layers.check = previous
+
+    def _spectrogram_function(self, start, frames):
+        """What computes the spectrogram from layer ``start`` (-1: z and pitch): one graph, or
+        one per layer with the thread's check between (``checking_between_layers``)."""
+        check = getattr(self._between_layers, "check", None)
+        if check is None or frames is not None:
+            return self._function(start, None, frames)
+        last = len(self.generator.layer_names) - 1
+        hide_retracing_warning()  # a graph per layer, each traced once
+
+        def layer_by_layer(x, *one_hot):
+            first = start
+            for stop in range(start + 1, last):
+                x = self._function(first, stop)(x, *one_hot)
+                one_hot = ()
+                first = stop
+                check()
+            return self._function(first, None)(x)
+
+        return layer_by_layer
+
     def compile(self, start=None, stop=None):
         """Trace, now, the graph from layer ``start`` (None: the z/pitch input) up to layer
         ``stop`` (None: the whole spectrogram) for any number of clips at once, and return
@@ -286,7 +332,7 @@ class Model:
         """
         z = self.latents(z)
         labels = self.pitch_labels(pitch, len(z))
-        function = self._function(-1, None, self._frames(frames))
+        function = self._spectrogram_function(-1, self._frames(frames))
         return function(tf.constant(z), tf.constant(labels)).numpy()
 
     def generate(self, z, pitch, length=None):
@@ -322,7 +368,7 @@ class Model:
         """Spectrograms with layer ``name``'s output replaced by ``values`` (z and pitch no longer
         count); ``frames`` as in ``generate_specgrams``."""
         index, values = self._layer_values(name, values)
-        return self._function(index, None, self._frames(frames))(tf.constant(values)).numpy()
+        return self._spectrogram_function(index, self._frames(frames))(tf.constant(values)).numpy()
 
     def generate_from_layer(self, name, values, length=None):
         """Audio with layer ``name``'s output replaced by ``values``: the hook GANSpace edits through.

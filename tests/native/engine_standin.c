@@ -309,7 +309,9 @@ int gss_generate(int handle, double sample_rate)
 }
 
 /* The whole clip first (it is only a tone), then its start told to part() before
-   the wait a real engine would spend on the rest. */
+   the wait a real engine would spend on the rest, asking part(NULL, 0) in the
+   middle of it whether to go on, as a real engine does between the layers of
+   a long whole clip. */
 int gss_generate_parts(int handle, double sample_rate, gss_part_fn part, void *userdata)
 {
     engine *e = get(handle);
@@ -319,6 +321,9 @@ int gss_generate_parts(int handle, double sample_rate, gss_part_fn part, void *u
     if ((n = make_clip(e, sample_rate, CLIP_LENGTH / SAMPLE_RATE)) < 0)
         return n;
     if (part && part(userdata, e->result, (int)(0.09 * sample_rate)))
+        return fail(e, "cancelled%s", NULL), GSS_CANCELLED;
+    pause_ms(1);
+    if (part && part(userdata, NULL, 0))
         return fail(e, "cancelled%s", NULL), GSS_CANCELLED;
     pause_ms(1);
     return n;
