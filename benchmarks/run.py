@@ -96,26 +96,11 @@ def machine_line():
 
 
 def clip_flops(config, fused=True):
-    """Multiply-adds x 2 of every conv of one clip (and the last to_rgb), from the architecture.
-
-    ``fused``: as the engine computes it, with each block-opening 3x3 conv on
-    the upscaled input done as 2x2 convs on the input padded by one
-    (``generator.upscale_conv``: the even output rows over h/2 positions, the
-    odd ones over h/2, each w/2 + 1 wide with both column phases); otherwise
-    as the architecture is written.
-    """
-    flops = 0
-    for block in range(1, config.num_blocks + 1):
-        h, w = config.block_shape(block)
-        shapes = config.kernel_shapes(block)
-        layers = ["conv0", "conv1"] + (["to_rgb"] if block == config.num_blocks else [])
-        for layer in layers:
-            kh, kw, cin, cout = shapes[layer]
-            if fused and layer == "conv0" and block > 1 and (kh, kw) == (3, 3):
-                flops += 2 * 2 * (h // 2) * (w // 2 + 1) * 2 * 2 * cin * 2 * cout
-            else:
-                flops += 2 * h * w * kh * kw * cin * cout
-    return flops
+    """Multiply-adds x 2 of every conv of one clip (and the last to_rgb), from the architecture;
+    ``fused`` as in ``ModelConfig.multiply_adds``."""
+    return 2 * sum(config.multiply_adds(block, layer, fused)
+                   for block in range(1, config.num_blocks + 1)
+                   for layer in ["conv0", "conv1"] + (["to_rgb"] if block == config.num_blocks else []))
 
 
 def matmul_rate(repeats):

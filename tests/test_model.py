@@ -120,36 +120,49 @@ class _Stop(Exception):
     pass
 
 
-def test_a_whole_spectrogram_layer_by_layer_is_the_same_and_can_be_stopped(reference_model, reference):
+def test_a_whole_spectrogram_in_steps_is_the_same_and_can_be_stopped(reference_model, reference):
     """What lets a newer knob turn stop a long whole clip (Instrument.generate_parts' check):
-    the same values bit for bit, a check after every layer but the last, only on the thread
-    that asked, and an exception from the check stops the computation there."""
+    the same values bit for bit, a check after every step, only on the thread that asked,
+    and an exception from the check stops the computation there."""
     import threading
 
+    from ganspacesynth.model import CHECKED_STEP_SHARE
+
     model, z, midi, edit = reference_model, reference["z"], reference["midi"], reference["edit_layer"]
-    layers = len(model.layer_names)
+    last = len(model.layer_names) - 1
+    mid = model.layer_names.index("conv1_2")
+    # steps of at least a share of the work, the last one ending the spectrogram
+    c = model.config
+    for start in (-1, 0, mid):
+        steps = model.checked_steps(start)
+        assert steps == sorted(set(steps)) and start < steps[0] and steps[-1] < last
+        work = [c.multiply_adds(i // 2 + 1, ("conv0", "conv1")[i % 2]) for i in range(start + 1, last + 1)]
+        for first, stop in zip([start] + steps, steps):
+            assert sum(work[first - start:stop - start]) >= CHECKED_STEP_SHARE * sum(work)
+    steps_from_z, steps_from_conv0, steps_from_mid = (len(model.checked_steps(s)) for s in (-1, 0, mid))
+    assert steps_from_z >= 4
+
     whole = model.generate_specgrams(z, midi)
     from_layer = model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi))
     edited = model.specgrams_from_layer("conv0", edit)
     checks, elsewhere = [], []
     with model.checking_between_layers(lambda: checks.append(threading.get_ident())):
         np.testing.assert_array_equal(model.generate_specgrams(z, midi), whole)
-        assert len(checks) == layers - 1
+        assert len(checks) == steps_from_z
         # another thread (a voice sharing the model) computes in one graph, unchecked
         other = threading.Thread(target=lambda: elsewhere.append(model.generate_specgrams(z, midi)))
         other.start()
         other.join()
         np.testing.assert_array_equal(elsewhere[0], whole)
-        assert len(checks) == layers - 1
+        assert len(checks) == steps_from_z
         np.testing.assert_array_equal(model.specgrams_from_layer("conv0", edit), edited)
-        assert len(checks) == 2 * layers - 3
-        start = model.layer_names.index("conv1_2")
+        assert len(checks) == steps_from_z + steps_from_conv0
         np.testing.assert_array_equal(
             model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi)), from_layer)
-        assert len(checks) == 2 * layers - 3 + layers - 2 - start
+        assert len(checks) == steps_from_z + steps_from_conv0 + steps_from_mid
         # leading frames are one short graph, as ever
         model.generate_specgrams(z, midi, frames=20)
-        assert len(checks) == 2 * layers - 3 + layers - 2 - start
+        assert len(checks) == steps_from_z + steps_from_conv0 + steps_from_mid
     assert set(checks) == {threading.get_ident()}
 
     def stop_after_three():

@@ -289,10 +289,10 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
 
 def test_a_newer_generate_stops_a_long_whole_clip(pd_dir, tmp_path):
     """A knob turned while the last turn's whole clip is computed (0.3 s on the full-size
-    architecture) need not wait for it: the engine asks between the clip's layers, and the
-    object stops it there. Here each layer is slowed to 0.2 s (about 2.4 s a whole clip):
-    the second `generate` comes 1 s into the first's whole clip, and only its own clip
-    is ever `ready`; a first clip finished anyway would be `ready` too."""
+    architecture) need not wait for it: the engine asks between the clip's steps of a few
+    layers, and the object stops it there. Here each step is slowed to 0.5 s (about 3 s a
+    whole clip): the second `generate` comes 1 s into the first's whole clip, and only its
+    own clip is ever `ready`; a first clip finished anyway would be `ready` too."""
     patch = Patch()
     load = patch.obj("loadbang")
     gss = patch.obj("ganspacesynth~")
@@ -308,7 +308,7 @@ def test_a_newer_generate_stops_a_long_whole_clip(pd_dir, tmp_path):
     # after the first `ready`, time enough for another whole clip before quitting
     patch.chain(counter(patch, route, 1, 1), patch.obj("delay 4000"), patch.msg("; pd quit"))
     code, stderr = run_pd(patch.write(tmp_path / "newer.pd"), pd_dir, batch=False,
-                          env={"GANSPACESYNTH_TEST_LAYER_DELAY": "0.2"})
+                          env={"GANSPACESYNTH_TEST_CHECK_DELAY": "0.5"})
     assert code == 0, stderr[-3000:]
     replies = printed(stderr, "reply")
     assert not [r for r in replies if r.startswith("error")], replies

@@ -70,6 +70,21 @@ class ModelConfig:
         return {"conv0": conv0, "conv1": [self.kernel_size, self.kernel_size, filters, filters],
                 "to_rgb": [1, 1, filters, 2]}
 
+    def multiply_adds(self, block: int, layer: str, fused: bool = True) -> int:
+        """Multiply-adds of one clip's ``layer`` ("conv0", "conv1" or "to_rgb") in ``block``.
+
+        ``fused``: as the engine computes it, with each block-opening 3x3 conv
+        on the upscaled input done as 2x2 convs on the input padded by one
+        (``generator.upscale_conv``: the even output rows over h/2 positions,
+        the odd ones over h/2, each w/2 + 1 wide with both column phases);
+        otherwise as the architecture is written.
+        """
+        h, w = self.block_shape(block)
+        kh, kw, cin, cout = self.kernel_shapes(block)[layer]
+        if fused and layer == "conv0" and block > 1 and (kh, kw) == (3, 3):
+            return 2 * (h // 2) * (w // 2 + 1) * 2 * 2 * cin * 2 * cout
+        return h * w * kh * kw * cin * cout
+
     def block_shape(self, block: int) -> Tuple[int, int]:
         scale = self.scale_base ** (block - 1)
         return self.start_height * scale, self.start_width * scale

@@ -49,10 +49,10 @@ FIND_STARTS = 2         # random z tried per pitch label before the steps
 MAX_FIND_STEPS = 100000
 NO_PCA = "none"     # load MODEL none: the model without its own PCA
 # Test hooks, for tests of hosts (the Pd external) that need a slow engine: seconds slept
-# before each part and whole clip, and between the layers of generate_parts' whole clip
-# (which is then checked between its layers whatever it takes).
+# before each part and whole clip, and before each check of generate_parts' whole clip
+# (which is then checked between its steps whatever it takes).
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
-TEST_LAYER_DELAY_ENV = "GANSPACESYNTH_TEST_LAYER_DELAY"
+TEST_CHECK_DELAY_ENV = "GANSPACESYNTH_TEST_CHECK_DELAY"
 # generate_parts: the leading spectrogram frames of each part, the first as short as the
 # resampler's look-ahead allows to be worth playing (about 90 ms), the later ones for models
 # whose whole clip takes longer than that (about 0.28 s and 0.8 s of sound). Each part is
@@ -64,10 +64,11 @@ PART_FRAMES = (10, 16, 32)
 # what the whole clip took last time: room for a busy machine.
 PART_MARGIN = 2.0
 # ... and a whole clip that took at least this long when the model was loaded is computed
-# layer by layer with generate_parts' ``check`` between, so that a newer change can stop it
-# (Model.checking_between_layers): on the full-size architecture, whose whole clip takes
-# 0.3 s, a change then waits for one layer, 60 ms at most. On a small model the 0.5-1 ms
-# each layer's own graph costs would be a third of its clip's time, for a wait that is short.
+# a few layers at a time with generate_parts' ``check`` between, so that a newer change can
+# stop it (Model.checking_between_layers): on the full-size architecture, whose whole clip
+# takes 0.3 s, a change then waits for one layer, 60 ms at most. On a small model the
+# 0.5-1 ms each step's own graph costs would be a third of its clip's time, for a wait that
+# is short anyway.
 CHECKED_WHOLE_SECONDS = 0.15
 
 
@@ -149,7 +150,7 @@ class Instrument:
         self.steps = []
         self.hallu = {name: default for name, (_, default) in HALLU_SETTINGS.items()}
         self.whole_seconds = 0.0  # what the last whole clip took to make: how far parts must reach
-        self.check_layers = False  # whether generate_parts' whole clip is checked between layers
+        self.check_layers = False  # whether generate_parts' whole clip is checked between its steps
 
     # --- what is loaded -------------------------------------------------
     @property
@@ -456,8 +457,8 @@ class Instrument:
         on some CPUs TensorFlow sums in another order for a shorter input
         (differences near 1e-7, far below hearing). ``check()``, when the
         whole clip takes long (``CHECKED_WHOLE_SECONDS`` when the model was
-        loaded), is called between its layers, every few tens of
-        milliseconds: the way for a host to drop the clip as soon as a newer
+        loaded), is called between its steps of a few layers, every few
+        tens of milliseconds: the way for a host to drop the clip as soon as a newer
         one is wanted. An exception ``on_part`` or ``check`` raises stops the work.
         Returns the whole clip.
         """
@@ -477,11 +478,11 @@ class Instrument:
                 on_part(part)
             if self.whole_seconds * PART_MARGIN <= part.size / rate:
                 break
-        layer_delay = _test_seconds(TEST_LAYER_DELAY_ENV)
-        if check is None or not (self.check_layers or layer_delay):
+        check_delay = _test_seconds(TEST_CHECK_DELAY_ENV)
+        if check is None or not (self.check_layers or check_delay):
             return self._generate(sample_rate)
-        if layer_delay:
-            check = functools.partial(_slept_first, layer_delay, check)
+        if check_delay:
+            check = functools.partial(_slept_first, check_delay, check)
         with model.checking_between_layers(check):
             return self._generate(sample_rate)
 

@@ -25,6 +25,8 @@ from .threads import configure_threads
 from . import spectral
 
 DEFAULT_MODEL = "default"
+# checking_between_layers: the least share of a whole spectrogram's work between two checks
+CHECKED_STEP_SHARE = 1 / 16
 
 
 def resolve_model_path(path) -> Path:
@@ -238,18 +240,19 @@ class Model:
 
     @contextlib.contextmanager
     def checking_between_layers(self, check):
-        """Within this block, on this thread, a whole spectrogram is computed one layer at a
-        time with ``check()`` called after each: an exception ``check`` raises stops the
+        """Within this block, on this thread, a whole spectrogram is computed a few layers at a
+        time with ``check()`` called between: an exception ``check`` raises stops the
         computation there.
 
         One graph for the whole spectrogram cannot be stopped once it runs,
         and on the full-size architecture it runs for about 0.3 s: a host that
         must drop a clip as soon as a newer one is asked for (a knob turned
-        while the last turn's clip is computed) would wait that long. Layer by
-        layer it waits for one layer, a sixth of that at most; the values are
-        the same, bit for bit (each layer's graph does the same operations).
-        Spectrograms of the first frames only (``frames``) are computed whole:
-        they are short already."""
+        while the last turn's clip is computed) would wait that long. In steps
+        of at least a sixteenth of the work (``CHECKED_STEP_SHARE``: one layer
+        each from the full size's fourth block on, the earlier ones together)
+        it waits for one step; the values are the same, bit for bit (each
+        step's graph does the same operations). Spectrograms of the first
+        frames only (``frames``) are computed whole: they are short already."""
         previous = getattr(self._between_layers, "check", None)
         self._between_layers.check = check
         try:
@@ -257,25 +260,40 @@ class Model:
         finally:
             self._between_layers.check = previous
 
+    def checked_steps(self, start=-1):
+        """The layers after which a checked whole spectrogram from layer ``start`` (-1: z and
+        pitch) calls its check: each step at least ``CHECKED_STEP_SHARE`` of the multiply-adds
+        (a graph per step costs 0.3-1 ms to call and a fraction of a second to trace)."""
+        c = self.config
+        last = len(self.generator.layer_names) - 1
+        work = [c.multiply_adds(index // 2 + 1, ("conv0", "conv1")[index % 2])
+                for index in range(start + 1, last + 1)]
+        stops, done = [], 0
+        for index, cost in zip(range(start + 1, last), work):
+            done += cost
+            if done >= CHECKED_STEP_SHARE * sum(work):
+                stops.append(index)
+                done = 0
+        return stops
+
     def _spectrogram_function(self, start, frames):
         """What computes the spectrogram from layer ``start`` (-1: z and pitch): one graph, or
-        one per layer with the thread's check between (``checking_between_layers``)."""
+        one per step with the thread's check between (``checking_between_layers``)."""
         check = getattr(self._between_layers, "check", None)
         if check is None or frames is not None:
             return self._function(start, None, frames)
-        last = len(self.generator.layer_names) - 1
-        hide_retracing_warning()  # a graph per layer, each traced once
+        hide_retracing_warning()  # a graph per step, each traced once
 
-        def layer_by_layer(x, *one_hot):
+        def in_steps(x, *one_hot):
             first = start
-            for stop in range(start + 1, last):
+            for stop in self.checked_steps(start):
                 x = self._function(first, stop)(x, *one_hot)
                 one_hot = ()
                 first = stop
                 check()
             return self._function(first, None)(x)
 
-        return layer_by_layer
+        return in_steps
 
     def compile(self, start=None, stop=None):
         """Trace, now, the graph from layer ``start`` (None: the z/pitch input) up to layer
