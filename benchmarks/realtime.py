@@ -612,8 +612,9 @@ def main(argv=None):
           f"model {args.model}; {args.seconds:g} s per run at {RATE} Hz")
     if args.latency:
         # Each change should find the engine idle, or the figure measures a wait for the last
-        # change's parts and whole clip: on one thread the full size's take 0.5-0.75 s under
-        # JACK, too close to the 800 ms this was once.
+        # change's part or whole-clip step in hand (--spacing 500 measures just that): on one
+        # thread the full size's parts and whole clip take 0.5-0.75 s under JACK, too close
+        # to the 800 ms this was once.
         spacing = args.spacing or (1500 if "full-size" in args.model else 300)
         print(LATENCY_HEADER, flush=True)
         for period in args.periods:
