@@ -5,7 +5,7 @@ import pytest
 
 from ganspacesynth.errors import GanspacesynthError
 from ganspacesynth import instrument as instrument_module
-from ganspacesynth.instrument import PART_FRAMES, Instrument, resample
+from ganspacesynth.instrument import PART_FRAMES, UNCHECKED_PARTS, Instrument, resample
 
 
 @pytest.fixture(scope="module")
@@ -219,28 +219,34 @@ def test_after_loading_no_part_is_traced_while_playing(reference_dir, mode, slow
 
 def test_a_slow_whole_clip_is_checked_between_layers_and_stops(reference_dir, monkeypatch):
     """A host stops a long whole clip when a newer one is wanted (the external, when a knob
-    turns while the last turn's clip is computed): ``check`` is called between its layers,
-    and what it raises ends the work there, with nothing of the clip returned."""
+    turns while the last turn's clip is computed): ``check`` is called between the steps of
+    the later parts and the whole clip, and what it raises ends the work there, with
+    nothing of the clip returned."""
     monkeypatch.setattr(instrument_module, "CHECKED_WHOLE_SECONDS", 0.0)
     i = Instrument()
     i.load(reference_dir, reference_dir / "pca_conv0.pickle")
     i.set_coefficients([1.5, -0.5])
     plain = i.generate(48000)
     events = []
+    i.whole_seconds = 10.0  # as if the whole clip took long: every part is made
     whole = i.generate_parts(48000, lambda part: events.append("part"), lambda: events.append("check"))
     np.testing.assert_array_equal(whole, plain)
-    steps = i.model.checked_steps(i.model.layer_names.index(i.pca.layer))
-    # the parts first, then the whole clip from the PCA's layer, checked after each step
-    parts = events.count("part")
-    assert parts >= 1 and len(steps) >= 4 and events == ["part"] * parts + ["check"] * len(steps)
+    steps = ["check"] * len(i.model.checked_steps(i.model.layer_names.index(i.pca.layer)))
+    # the first two parts in one graph each (a change waits to hear the first, and the
+    # second must come before the first has played), then the later ones and the whole
+    # clip from the PCA's layer, each checked after every step
+    assert len(steps) >= 4 and len(PART_FRAMES) > UNCHECKED_PARTS
+    assert events == (["part"] * UNCHECKED_PARTS + (steps + ["part"]) * (len(PART_FRAMES) - UNCHECKED_PARTS)
+                      + steps)
 
     def stop():
         raise KeyboardInterrupt  # what the bridge's check raises for a newer clip
 
     events.clear()
+    i.whole_seconds = 10.0
     with pytest.raises(KeyboardInterrupt):
         i.generate_parts(48000, lambda part: events.append("part"), stop)
-    assert events and set(events) == {"part"}
+    assert events == ["part"] * UNCHECKED_PARTS  # stopped in the next part
     np.testing.assert_array_equal(i.generate(48000), plain)  # nothing left behind
 
 

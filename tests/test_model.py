@@ -121,9 +121,9 @@ class _Stop(Exception):
 
 
 def test_a_whole_spectrogram_in_steps_is_the_same_and_can_be_stopped(reference_model, reference):
-    """What lets a newer knob turn stop a long whole clip (Instrument.generate_parts' check):
-    the same values bit for bit, a check after every step, only on the thread that asked,
-    and an exception from the check stops the computation there."""
+    """What lets a newer knob turn stop a long whole clip or part (Instrument.generate_parts'
+    check): the same values bit for bit, a check after every step, only on the thread that
+    asked, and an exception from the check stops the computation there."""
     import threading
 
     from ganspacesynth.model import CHECKED_STEP_SHARE
@@ -145,6 +145,7 @@ def test_a_whole_spectrogram_in_steps_is_the_same_and_can_be_stopped(reference_m
     whole = model.generate_specgrams(z, midi)
     from_layer = model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi))
     edited = model.specgrams_from_layer("conv0", edit)
+    whole_start = model.generate_specgrams(z, midi, frames=20)
     checks, elsewhere = [], []
     with model.checking_between_layers(lambda: checks.append(threading.get_ident())):
         np.testing.assert_array_equal(model.generate_specgrams(z, midi), whole)
@@ -160,9 +161,9 @@ def test_a_whole_spectrogram_in_steps_is_the_same_and_can_be_stopped(reference_m
         np.testing.assert_array_equal(
             model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi)), from_layer)
         assert len(checks) == steps_from_z + steps_from_conv0 + steps_from_mid
-        # leading frames are one short graph, as ever
-        model.generate_specgrams(z, midi, frames=20)
-        assert len(checks) == steps_from_z + steps_from_conv0 + steps_from_mid
+        # leading frames in steps too (a stream's later parts), the same values
+        np.testing.assert_array_equal(model.generate_specgrams(z, midi, frames=20), whole_start)
+        assert len(checks) == 2 * steps_from_z + steps_from_conv0 + steps_from_mid
     assert set(checks) == {threading.get_ident()}
 
     def stop_after_three():

@@ -17,6 +17,7 @@ so that tests can show a host stays responsive while a generation runs.
 Leave it unset in normal use.
 """
 
+import contextlib
 import functools
 import math
 import os
@@ -63,13 +64,19 @@ PART_FRAMES = (10, 16, 32)
 # ... and it goes on to the whole clip once the part in hand plays for this many times
 # what the whole clip took last time: room for a busy machine.
 PART_MARGIN = 2.0
-# ... and a whole clip that took at least this long when the model was loaded is computed
-# a few layers at a time with generate_parts' ``check`` between, so that a newer change can
-# stop it (Model.checking_between_layers): on the full-size architecture, whose whole clip
-# takes 0.3 s, a change then waits for one layer, 60 ms at most. On a small model the
+# ... and when the whole clip took at least this long when the model was loaded, it and the
+# later parts are computed a few layers at a time with generate_parts' ``check``
+# between, so that a newer change can stop them (Model.checking_between_layers): on the
+# full-size architecture, whose whole clip takes 0.3 s, a change then waits for one layer,
+# 60 ms at most. On a small model the
 # 0.5-1 ms each step's own graph costs would be a third of its clip's time, for a wait that
 # is short anyway.
 CHECKED_WHOLE_SECONDS = 0.15
+# ... but not the first two parts, each in one graph: steps cost time (10-15 ms of the full
+# size's 75-ms 16-frame part), the first part is what a change waits to be heard, and the
+# second must come before the first has played out (with it in steps, 468 blocks starved
+# in 50 changes under JACK, against 4).
+UNCHECKED_PARTS = 2
 
 
 def _vector(values, what):
@@ -378,6 +385,8 @@ class Instrument:
             if self.check_layers:
                 with model.checking_between_layers(lambda: None):
                     self._clip(model)
+                    for frames in PART_FRAMES[UNCHECKED_PARTS:]:
+                        self._clip(model, spectral.samples_for_frames(frames))
         except GanspacesynthError:
             pass  # coefficients that do not fit the new PCA: `generate` will say so
 
@@ -457,10 +466,11 @@ class Instrument:
         on some CPUs TensorFlow sums in another order for a shorter input
         (differences near 1e-7, far below hearing). ``check()``, when the
         whole clip takes long (``CHECKED_WHOLE_SECONDS`` when the model was
-        loaded), is called between its steps of a few layers, every few
-        tens of milliseconds: the way for a host to drop the clip as soon as a newer
-        one is wanted. An exception ``on_part`` or ``check`` raises stops the work.
-        Returns the whole clip.
+        loaded), is called between the steps of a few layers that make the
+        parts after the first two and the whole clip, every few tens of milliseconds: the
+        way for a host to drop the clip as soon as a newer one is wanted. An
+        exception ``on_part`` or ``check`` raises stops the work. Returns the
+        whole clip.
         """
         try:
             return self._generate_parts(sample_rate, on_part, check)
@@ -470,21 +480,27 @@ class Instrument:
     def _generate_parts(self, sample_rate, on_part, check):
         model = self._need_model("generate")
         rate = sample_rate or model.sample_rate
-        for frames in PART_FRAMES:
+        for number, frames in enumerate(PART_FRAMES):
             _test_delay()
-            start = self._clip(model, spectral.samples_for_frames(frames))
+            with self._checked(model, check if number >= UNCHECKED_PARTS else None):
+                start = self._clip(model, spectral.samples_for_frames(frames))
             part = resample_start(start, model.sample_rate, rate)
             if part.size and on_part is not None:
                 on_part(part)
             if self.whole_seconds * PART_MARGIN <= part.size / rate:
                 break
+        with self._checked(model, check):
+            return self._generate(sample_rate)
+
+    def _checked(self, model, check):
+        """Where generate_parts computes its later parts and whole clip: in steps with
+        ``check`` between when the model is slow (``check_layers``), else as ever."""
         check_delay = _test_seconds(TEST_CHECK_DELAY_ENV)
         if check is None or not (self.check_layers or check_delay):
-            return self._generate(sample_rate)
+            return contextlib.nullcontext()
         if check_delay:
             check = functools.partial(_slept_first, check_delay, check)
-        with model.checking_between_layers(check):
-            return self._generate(sample_rate)
+        return model.checking_between_layers(check)
 
     def hallucinate(self, sample_rate=None, progress=None):
         """The Hallu composition of the current steps (1-D float32) at ``sample_rate``.

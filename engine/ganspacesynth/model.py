@@ -214,13 +214,13 @@ class Model:
     # --- the network, compiled per entry and exit point --------------------
     def _function(self, start, stop, frames=None):
         """A compiled graph from layer ``start`` (-1: the z/pitch input) up to ``stop``
-        (a layer index, or None for the denormalised spectrogram, of which only the
-        first ``frames`` frames are computed if given)."""
+        (a layer index, or None for the denormalised spectrogram); ``frames``: only what
+        the spectrogram's first ``frames`` frames need is computed (``rows_plan``)."""
         key = (start, stop, frames)
         if key not in self._compiled:
             generator = self.generator
             last = len(generator.layer_names)
-            plan = generator.rows_plan(frames) if stop is None else None
+            plan = generator.rows_plan(frames)
 
             def forward(x, one_hot=None):
                 if start < 0:
@@ -251,8 +251,8 @@ class Model:
         of at least a sixteenth of the work (``CHECKED_STEP_SHARE``: one layer
         each from the full size's fourth block on, the earlier ones together)
         it waits for one step; the values are the same, bit for bit (each
-        step's graph does the same operations). Spectrograms of the first
-        frames only (``frames``) are computed whole: they are short already."""
+        step's graph does the same operations). The same for a spectrogram's
+        first frames only (``frames``)."""
         previous = getattr(self._between_layers, "check", None)
         self._between_layers.check = check
         try:
@@ -280,18 +280,18 @@ class Model:
         """What computes the spectrogram from layer ``start`` (-1: z and pitch): one graph, or
         one per step with the thread's check between (``checking_between_layers``)."""
         check = getattr(self._between_layers, "check", None)
-        if check is None or frames is not None:
+        if check is None:
             return self._function(start, None, frames)
         hide_retracing_warning()  # a graph per step, each traced once
 
         def in_steps(x, *one_hot):
             first = start
             for stop in self.checked_steps(start):
-                x = self._function(first, stop)(x, *one_hot)
+                x = self._function(first, stop, frames)(x, *one_hot)
                 one_hot = ()
                 first = stop
                 check()
-            return self._function(first, None)(x)
+            return self._function(first, None, frames)(x)
 
         return in_steps
 
