@@ -50,8 +50,8 @@ FIND_STARTS = 2         # random z tried per pitch label before the steps
 MAX_FIND_STEPS = 100000
 NO_PCA = "none"     # load MODEL none: the model without its own PCA
 # Test hooks, for tests of hosts (the Pd external) that need a slow engine: seconds slept
-# before each part and whole clip, and before each check of generate_parts' whole clip
-# (which is then checked between its steps whatever it takes).
+# before each part and whole clip, and before each check of generate_parts' later parts
+# and whole clip (which are then checked between their steps whatever they take).
 TEST_DELAY_ENV = "GANSPACESYNTH_TEST_DELAY"
 TEST_CHECK_DELAY_ENV = "GANSPACESYNTH_TEST_CHECK_DELAY"
 # generate_parts: the leading spectrogram frames of each part, the first as short as the
@@ -65,12 +65,11 @@ PART_FRAMES = (10, 16, 32)
 # what the whole clip took last time: room for a busy machine.
 PART_MARGIN = 2.0
 # ... and when the whole clip took at least this long when the model was loaded, it and the
-# later parts are computed a few layers at a time with generate_parts' ``check``
-# between, so that a newer change can stop them (Model.checking_between_layers): on the
-# full-size architecture, whose whole clip takes 0.3 s, a change then waits for one layer,
-# 60 ms at most. On a small model the
-# 0.5-1 ms each step's own graph costs would be a third of its clip's time, for a wait that
-# is short anyway.
+# later parts are computed a few layers at a time with generate_parts' ``check`` between,
+# so that a newer change can stop them (Model.checking_between_layers): on the full-size
+# architecture, whose whole clip takes 0.3 s, a change then waits for one layer, 60 ms at
+# most. On a small model the 0.5-1 ms each step's own graph costs would be a third of its
+# clip's time, for a wait that is short anyway.
 CHECKED_WHOLE_SECONDS = 0.15
 # ... but not the first two parts, each in one graph: steps cost time (10-15 ms of the full
 # size's 75-ms 16-frame part), the first part is what a change waits to be heard, and the
@@ -157,7 +156,7 @@ class Instrument:
         self.steps = []
         self.hallu = {name: default for name, (_, default) in HALLU_SETTINGS.items()}
         self.whole_seconds = 0.0  # what the last whole clip took to make: how far parts must reach
-        self.check_layers = False  # whether generate_parts' whole clip is checked between its steps
+        self.check_layers = False  # whether generate_parts checks between steps (a slow model)
 
     # --- what is loaded -------------------------------------------------
     @property
@@ -467,10 +466,10 @@ class Instrument:
         (differences near 1e-7, far below hearing). ``check()``, when the
         whole clip takes long (``CHECKED_WHOLE_SECONDS`` when the model was
         loaded), is called between the steps of a few layers that make the
-        parts after the first two and the whole clip, every few tens of milliseconds: the
-        way for a host to drop the clip as soon as a newer one is wanted. An
-        exception ``on_part`` or ``check`` raises stops the work. Returns the
-        whole clip.
+        parts after the first two and the whole clip, every few tens of
+        milliseconds: the way for a host to drop the clip as soon as a newer
+        one is wanted. An exception ``on_part`` or ``check`` raises stops the
+        work. Returns the whole clip.
         """
         try:
             return self._generate_parts(sample_rate, on_part, check)

@@ -15,7 +15,7 @@ everything (``GANSPACESYNTH_VERBOSE=1``, which the CLI's ``--verbose`` sets).
 
 ``hide_retracing_warning()`` drops TensorFlow's warning that a function
 "triggered tf.function retracing", for the engine's graphs that are many by
-design (one per training stage, per part length, per layer).
+design (one per training stage, per part length, per step of a checked clip).
 """
 
 import contextlib
