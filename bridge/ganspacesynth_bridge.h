@@ -99,8 +99,8 @@ int gss_generate(int engine, double sample_rate);
    whole clip takes longer than that to make. Every part is the start of the
    clip gss_read() gives afterwards, to float rounding (~1e-7). When the
    whole clip takes long to make (0.3 s on the full-size architecture),
-   part(userdata, NULL, 0) is also called between its steps, every few tens
-   of milliseconds. A nonzero return from part() abandons the clip: the call
+   part(userdata, NULL, 0) is also called between the steps that make it and
+   the longer parts, every few tens of milliseconds. A nonzero return from part() abandons the clip: the call
    returns GSS_CANCELLED. */
 int gss_generate_parts(int engine, double sample_rate, gss_part_fn part, void *userdata);
 int gss_hallucinate(int engine, double sample_rate, gss_progress_fn progress, void *userdata);

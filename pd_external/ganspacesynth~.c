@@ -476,7 +476,7 @@ static void offer(streaming *st, gss_clip *clip)
         gss_handoff_put(&st->sh->handoff, clip);
 }
 
-/* count 0: the engine asks, between the steps of a long whole clip, whether to go on */
+/* count 0: the engine asks, between the steps of a long clip or part, whether to go on */
 static int part_callback(void *userdata, const float *samples, int count)
 {
     streaming *st = userdata;

@@ -311,7 +311,7 @@ int gss_generate(int handle, double sample_rate)
 /* The whole clip first (it is only a tone), then its start told to part() before
    the wait a real engine would spend on the rest, asking part(NULL, 0) in the
    middle of it whether to go on, as a real engine does between the steps of
-   a long whole clip. */
+   a long clip. */
 int gss_generate_parts(int handle, double sample_rate, gss_part_fn part, void *userdata)
 {
     engine *e = get(handle);
