@@ -100,8 +100,8 @@ int gss_generate(int engine, double sample_rate);
    clip gss_read() gives afterwards, to float rounding (~1e-7). When the
    whole clip takes long to make (0.3 s on the full-size architecture),
    part(userdata, NULL, 0) is also called between the steps that make it and
-   the longer parts, every few tens of milliseconds. A nonzero return from part() abandons the clip: the call
-   returns GSS_CANCELLED. */
+   the longer parts, every few tens of milliseconds. A nonzero return from
+   part() abandons the clip: the call returns GSS_CANCELLED. */
 int gss_generate_parts(int engine, double sample_rate, gss_part_fn part, void *userdata);
 int gss_hallucinate(int engine, double sample_rate, gss_progress_fn progress, void *userdata);
 /* Find this sound: search for the point whose clip is nearest the audio

@@ -268,10 +268,10 @@ class Model:
         last = len(self.generator.layer_names) - 1
         work = [c.multiply_adds(index // 2 + 1, ("conv0", "conv1")[index % 2])
                 for index in range(start + 1, last + 1)]
-        stops, done = [], 0
+        stops, done, least = [], 0, CHECKED_STEP_SHARE * sum(work)
         for index, cost in zip(range(start + 1, last), work):
             done += cost
-            if done >= CHECKED_STEP_SHARE * sum(work):
+            if done >= least:
                 stops.append(index)
                 done = 0
         return stops
