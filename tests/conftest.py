@@ -38,18 +38,3 @@ def reference_model():
 
     return ganspacesynth.load_model(REFERENCE_DIR)
 
-
-# The longest test files, longest first (minutes each on a 2-core CI machine). The suite
-# runs with `--dist loadfile`, one file per worker at a time, handed out in collection
-# order; collected alphabetically, the longest (test_train.py, ~8 minutes) came last and
-# ran alone while the other worker idled. Started first, the short files fill the gaps.
-LONGEST_FILES = ("test_train.py", "test_pyext_real.py", "test_invert.py", "test_pd_abuse.py",
-                 "test_realtime.py", "test_readme_install.py", "test_pd_external.py", "test_instrument.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
-
-    items.sort(key=rank)  # stable: the order within a file and among the others is kept
