@@ -320,13 +320,19 @@ def run_on_jack(pd_dir, patch, *, period, budget, realtime=True, threads=None, e
 # --- knob-to-sound latency -------------------------------------------------
 
 LATENCY_MATCH = 2048      # samples of a new clip's start that must be found at the outlet
-# How far an outlet sample may be from the whole clip's: float rounding, no more. A part is
-# computed from a shorter input than the whole clip, and on some CPUs TensorFlow's kernels then
-# sum in another order (an AVX2 machine, 2026-12-03: parts up to 1.1e-7 from the whole clip,
-# -140 dBFS; 0 on the machines measured before). A wrong sample (a misplaced part, the old
-# clip's, a click) is off by 1e-3 or more. Whether the samples were the same bit for bit is
-# reported apart.
+# How far an outlet sample may be from the whole clip's, as a share of the clip's peak (or of
+# full scale, if the clip is quieter): float rounding, no more. A part is computed from a
+# shorter input than the whole clip, and on some CPUs TensorFlow's kernels then sum in another
+# order (an AVX2 machine, 2026-12-03: parts up to 1.1e-7 from the whole clip on the default
+# model, 3.5e-7 of the peak on the full size's random weights; 0 on the machines measured
+# before). A wrong sample (a misplaced part, the old clip's, a click) is off by 1e-3 or more.
+# Whether the samples were the same bit for bit is reported apart.
 EXACT = 1e-6
+
+
+def rounding(clip):
+    """EXACT for this clip, in its own units."""
+    return EXACT * max(1.0, float(np.abs(clip).max()))
 RAMP = 128                # player.h's GSS_RAMP: a pause's decay to silence, and the fade-in after it
 RAMP_SLACK = 1e-6         # float rounding of a ramp's gain, computed by the player
 AFTER_RAMP = 32           # samples of the clip's own that must follow a fade-in
@@ -425,16 +431,16 @@ def reference_clips(model, pca, values, rate=RATE):
 
 def find_start(out, clip, begin, end, from_start, block=64):
     """The first block boundary k in begin..end where the outlet plays the clip's own samples
-    (LATENCY_MATCH of them, to EXACT's rounding) and the clip position o there: 0 for a streamed sound,
-    which starts from its first sample; anywhere for a whole clip swapped in at the old
-    clip's position (`stream 0`). None if the clip never plays there. A streamed sound that
-    came while the old one paused fades in (see fades_in): its first RAMP samples are
-    checked that way, the rest to EXACT's rounding."""
-    n = LATENCY_MATCH
+    (LATENCY_MATCH of them) and the clip position o there: 0 for a streamed sound, which
+    starts from its first sample (to float rounding: see EXACT); anywhere for a whole clip
+    swapped in at the old clip's position (`stream 0`: the whole clip made as here, bit for
+    bit). None if the clip never plays there. A streamed sound that came while the old one
+    paused fades in (see fades_in): its first RAMP samples are checked that way."""
+    n, tolerance = LATENCY_MATCH, rounding(clip)
     looped = np.concatenate([clip, clip[:n]])  # a looping clip runs on from its end to its start
     for k in range(-(-begin // block) * block, min(end, len(out) - n) + 1, block):
         if from_start:
-            if fades_in(out, k, looped, 0, out[k - 1] if k else 0.0, EXACT, after=n - RAMP):
+            if fades_in(out, k, looped, 0, out[k - 1] if k else 0.0, tolerance, after=n - RAMP):
                 return k, 0
             continue
         for o in np.flatnonzero(clip == out[k]):
@@ -539,7 +545,7 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
         later_ready = [t for t in ready_ms if t >= change_ms[i]]
         expected = np.concatenate([clip[offset:], clip])
         before = out[k - 1] if k else 0.0
-        checked, paused, exact = follow(out[k:end], expected, EXACT, before=before)
+        checked, paused, exact = follow(out[k:end], expected, rounding(clip), before=before)
         bitwise = exact and follow(out[k:end], expected, 0.0, before=before)[2]
         rows.append({
             "latency_ms": (k - begin) / per_sample,
