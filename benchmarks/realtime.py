@@ -409,24 +409,42 @@ def latency_patch(model, pca, values, spacing_ms, stream, recording):
     return p
 
 
-def reference_clips(model, pca, values, rate=RATE):
-    """What the engine makes for each value, whole, at Pd's rate: what the outlet must play.
-    One compute thread, as the engine in Pd uses on this 2-core machine, so that the same
-    arithmetic runs in the same order."""
-    from ganspacesynth.errors import GanspacesynthError
-    from ganspacesynth.instrument import Instrument
+# reference_clips' own process: the engine's Instrument, as Pd's engine runs it
+REFERENCE_SCRIPT = """
+import sys
+import numpy as np
+from ganspacesynth.instrument import Instrument
 
-    instrument = Instrument(threads=max(1, (os.cpu_count() or 2) - 1))
-    try:
-        instrument.load(model, pca)
-    except GanspacesynthError:  # TensorFlow already runs with another count in this process
-        instrument = Instrument()
-        instrument.load(model, pca)
-    clips = []
-    for value in values:
-        instrument.set_coefficient(0, value)
-        clips.append(instrument.generate(rate))
-    return clips
+model, pca, values, out, rate = sys.argv[1], sys.argv[2] or None, np.load(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+instrument = Instrument()
+instrument.load(model, pca)
+clips = []
+for value in values:
+    instrument.set_coefficient(0, float(value))
+    clips.append(instrument.generate(rate))
+np.save(out, np.stack(clips))
+"""
+
+
+def reference_clips(model, pca, values, rate=RATE, threads=None, folder=None):
+    """What the engine makes for each value, whole, at Pd's rate: what the outlet must play.
+
+    Made in a process of its own with the thread count Pd's engine got (``threads``, else
+    GANSPACESYNTH_THREADS or the engine's default, as there), so that the same arithmetic
+    runs in the same order: on another count TensorFlow splits its sums otherwise (the full
+    size's clips differ by 6e-5 of their peak between 1 and 2 threads), and it takes its
+    count once per process."""
+    folder = Path(folder or tempfile.mkdtemp(prefix="gss-reference-"))
+    np.save(folder / "values.npy", np.asarray(values, dtype=np.float64))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if threads:
+        env["GANSPACESYNTH_THREADS"] = str(threads)
+    done = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, str(model), str(pca or ""),
+                           str(folder / "values.npy"), str(folder / "clips.npy"), str(rate)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise Failure(f"the reference clips could not be made:\n{done.stderr[-3000:]}")
+    return list(np.load(folder / "clips.npy"))
 
 
 def find_start(out, clip, begin, end, from_start, block=64):
@@ -531,7 +549,7 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
     out, rate = soundfile.read(str(recording), dtype="float32")
     if rate != RATE or len(change_ms) != changes:
         raise Failure(f"recording at {rate} Hz, {len(change_ms)} of {changes} changes seen")
-    clips = reference_clips(model, pca, values)
+    clips = reference_clips(model, pca, values, threads=threads, folder=folder)
     per_sample = RATE / 1000.0
     starts = [int(round(t * per_sample)) for t in change_ms] + [len(out)]
     rows = []
