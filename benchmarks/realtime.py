@@ -328,14 +328,14 @@ LATENCY_MATCH = 2048      # samples of a new clip's start that must be found at 
 # before). A wrong sample (a misplaced part, the old clip's, a click) is off by 1e-3 or more.
 # Whether the samples were the same bit for bit is reported apart.
 EXACT = 1e-6
+RAMP = 128                # player.h's GSS_RAMP: a pause's decay to silence, and the fade-in after it
+RAMP_SLACK = 1e-6         # float rounding of a ramp's gain, computed by the player
+AFTER_RAMP = 32           # samples of the clip's own that must follow a fade-in
 
 
 def rounding(clip):
     """EXACT for this clip, in its own units."""
     return EXACT * max(1.0, float(np.abs(clip).max()))
-RAMP = 128                # player.h's GSS_RAMP: a pause's decay to silence, and the fade-in after it
-RAMP_SLACK = 1e-6         # float rounding of a ramp's gain, computed by the player
-AFTER_RAMP = 32           # samples of the clip's own that must follow a fade-in
 
 
 def change_values(changes):
