@@ -68,9 +68,9 @@ def test_a_knob_turn_is_heard_before_its_clip_is_whole(pd_dir, tmp_path):
     """`stream 1` (the default): a coefficient change reaches the outlet with the start of its
     clip, before the engine has finished the whole clip (its `ready`), and what the outlet
     plays from there is the whole clip, sample for sample to float rounding (the whole clip
-    made by the engine in a process of its own; see realtime.EXACT), with at most pauses where the
-    player waited for the rest (a short decay to silence and fade back in, checked for their
-    shape). How fast is the benchmark's business (`realtime.py --latency`)."""
+    made by the engine in a process of its own; see realtime.EXACT), with at most pauses
+    where the player waited for the rest (a short decay to silence and fade back in, checked
+    for their shape). How fast is the benchmark's business (`realtime.py --latency`)."""
     try:
         r = realtime.run_latency(pd_dir, period=64, changes=4, spacing_ms=1500, stream=True, folder=tmp_path)
     except realtime.Failure as error:
