@@ -173,6 +173,27 @@ def test_matrix_marks_what_moves_one_thing(tmp_path, reference_model, named):
     assert set(anywhere["pitches"]) <= set(reference_model.pitches) and len(anywhere["pitches"]) == 3
 
 
+def test_matrix_of_directions_per_pitch(tmp_path, reference_model, named):
+    """Directions conditioned on the pitch: each start is swept along its own pitch's set."""
+    plain = describe.disentanglement(reference_model, named, components=2, points=3, space="z", starts=3,
+                                     length=8000, seed=5)
+    flipped = load_pca(named.save(tmp_path / "named.npz"), model=reference_model)
+    flipped.components = -flipped.components
+    first = plain["pitches"][0]
+    by_pitch = {p: flipped if p == first else named for p in reference_model.pitches}
+    conditioned = describe.disentanglement(reference_model, by_pitch, components=2, points=3, space="z",
+                                           starts=3, length=8000, seed=5)
+    assert conditioned["pitches"] == plain["pitches"] and conditioned["labels"] == plain["labels"][:2]
+    for s, pitch in enumerate(plain["pitches"]):
+        sign = -1 if pitch == first else 1  # -c along v is c along -v: the same clips, reversed
+        np.testing.assert_array_equal(conditioned["rho_starts"][s], sign * plain["rho_starts"][s])
+    with pytest.raises(ValueError, match="no directions for pitch"):
+        describe.disentanglement(reference_model, {first: named}, components=1, points=3, space="z", starts=3,
+                                 length=8000, seed=5)
+    with pytest.raises(ValueError, match="z or latent space"):
+        describe.disentanglement(reference_model, by_pitch, components=1, points=3, length=8000)
+
+
 def test_cli_directions_and_matrix(tmp_path, capsys):
     from ganspacesynth.cli import main
 
