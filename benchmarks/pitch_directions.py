@@ -1,0 +1,79 @@
+"""Named directions fitted pitch by pitch: would a knob per pitch move one thing?
+
+    python benchmarks/pitch_directions.py                   # the default model: ~40 min on 2 cores
+    python benchmarks/pitch_directions.py --folder fits     # keep (and reuse) each pitch's fit
+    python benchmarks/pitch_directions.py --pooled dirs.npz # and measure pooled directions beside them
+
+The named directions ``compute_directions`` fits hold the other descriptors
+still on average over the model's pitches, not at each (README: at pitch 66
+the named brightness also moves loudness and noisiness). This fits one set
+per pitch instead (``compute_directions(pitch=p)``, ``--starts-per-pitch``
+starts each, all on one shared PCA basis of the layer, seed 0), then
+measures the README's matrix on the same random starts as
+``benchmarks/disentanglement.py`` (random z at random pitches, z space,
+-2..2 in 9 points), each start swept along the directions of its own pitch.
+The PCA file format holds one direction per name, so this is a measurement
+of what a pitch-conditioned knob would give, not something the instrument
+plays.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+try:
+    import ganspacesynth  # noqa: F401
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
+
+
+def main(argv=None):
+    from ganspacesynth import compute_directions, compute_pca, describe, load_model, load_pca
+    from ganspacesynth.directions import DEFAULT_BASIS_COMPONENTS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", default="default")
+    parser.add_argument("--starts-per-pitch", type=int, default=24, help="starts probed per pitch (default 24)")
+    parser.add_argument("--starts", type=int, default=32, help="random starts measured (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="z seed of the measured starts (default 0)")
+    parser.add_argument("--folder", help="where each pitch's fit is saved, and found again next time")
+    parser.add_argument("--pooled", help="named directions fitted over all pitches, measured on the same starts")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.model)
+    folder = Path(args.folder) if args.folder else None
+    if folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    # the basis compute_directions makes for itself with seed 0, made once for every pitch
+    basis = compute_pca(model, layer="conv0", n_samples=8192, n_components=DEFAULT_BASIS_COMPONENTS,
+                        estimator="cov", seed=1, latent_samples=0)
+    per_pitch = {}
+    for pitch in model.pitches:
+        saved = folder / f"named-{pitch}.npz" if folder else None
+        if saved and saved.is_file():
+            per_pitch[pitch] = load_pca(saved, model=model)
+            continue
+        began = time.perf_counter()
+        per_pitch[pitch] = compute_directions(model, pitch=pitch, starts=args.starts_per_pitch, basis=basis,
+                                              latent_samples=0, seed=0)
+        print(f"pitch {pitch}: fitted in {time.perf_counter() - began:.0f} s", flush=True)
+        if saved:
+            per_pitch[pitch].save(saved)
+
+    measured = describe.disentanglement(model, per_pitch, components=4, space="z", starts=args.starts,
+                                        seed=args.seed)
+    print("each start along its own pitch's named directions:")
+    print(describe.format_matrix(measured))
+    if args.pooled:
+        pooled = describe.disentanglement(model, load_pca(args.pooled, model=model), components=4, space="z",
+                                          starts=args.starts, seed=args.seed)
+        print("\nthe same starts along the pooled named directions:")
+        print(describe.format_matrix(pooled))
+
+
+if __name__ == "__main__":
+    main()
