@@ -32,8 +32,8 @@ except ImportError:  # run from a checkout without installing
 
 
 def main(argv=None):
-    from ganspacesynth import compute_directions, compute_pca, describe, load_model, load_pca
-    from ganspacesynth.directions import DEFAULT_BASIS_COMPONENTS
+    from ganspacesynth import compute_directions, describe, load_model, load_pca
+    from ganspacesynth.directions import default_basis
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", default="default")
@@ -48,9 +48,7 @@ def main(argv=None):
     folder = Path(args.folder) if args.folder else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
-    # the basis compute_directions makes for itself with seed 0, made once for every pitch
-    basis = compute_pca(model, layer="conv0", n_samples=8192, n_components=DEFAULT_BASIS_COMPONENTS,
-                        estimator="cov", seed=1, latent_samples=0)
+    basis = default_basis(model, seed=0)  # compute_directions' own, made once for every pitch
     per_pitch = {}
     for pitch in model.pitches:
         saved = folder / f"named-{pitch}.npz" if folder else None

@@ -100,9 +100,7 @@ def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", st
         raise ValueError(f"step must be positive and ridge at least 0, got {step} and {ridge}")
     shape = tuple(model.layer_shape(layer))  # ValueError naming the layers
     if basis is None:
-        basis = compute_pca(model, layer=layer, n_samples=int(basis_samples), n_components=basis_components,
-                            estimator="cov" if math.prod(shape) <= 16384 else "ipca", pitch=pitch,
-                            seed=None if seed is None else seed + 1, progress=progress, latent_samples=0)
+        basis = default_basis(model, layer, basis_components, basis_samples, pitch, seed, progress)
     else:
         basis.check_model(model)
         if basis.layer != layer:
@@ -158,6 +156,18 @@ def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", st
         named.latent_samples = latent_samples
     named.fit = fit
     return named
+
+
+def default_basis(model, layer="conv0", components=DEFAULT_BASIS_COMPONENTS, samples=8192, pitch=None, seed=0,
+                  progress=False):
+    """The PCA of ``layer`` whose axes ``compute_directions`` probes when given no ``basis``:
+    ``components`` exact components from ``samples`` samples at ``pitch`` (None: all of the
+    model's), seeded ``seed + 1``. Made once, it can be shared by several fits (one per pitch,
+    say)."""
+    shape = tuple(model.layer_shape(layer))
+    return compute_pca(model, layer=layer, n_samples=int(samples), n_components=components,
+                       estimator="cov" if math.prod(shape) <= 16384 else "ipca", pitch=pitch,
+                       seed=None if seed is None else seed + 1, progress=progress, latent_samples=0)
 
 
 # Descriptors that vary by ratios are fitted on a log scale, where their changes add up
