@@ -359,7 +359,8 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
                    if pitch is None else [pitch] * len(centres))
     if by_pitch is not None and set(pitches) - set(by_pitch):
         raise ValueError(f"no directions for pitch(es) {sorted(set(pitches) - set(by_pitch))}")
-    k = min(int(components), *(p.n_components for p in (by_pitch or {0: pca}).values()))
+    sets = list(by_pitch.values()) if by_pitch is not None else [pca]
+    k = min(int(components), *(directions.n_components for directions in sets))
     per_start = []
     for s, (z, at) in enumerate(zip(centres, pitches)):
         directions = pca if by_pitch is None else by_pitch[at]
