@@ -358,6 +358,106 @@ def test_names_are_saved_loaded_and_checked(tmp_path, cov_pca):
                 estimator="named", names=names)
 
 
+# --- directions per pitch ---------------------------------------------------------------
+
+def _two_of(pca, first, pitch=None):
+    """Components first and first + 1 of ``pca``, named brightness and loudness."""
+    cut = slice(first, first + 2)
+    return PCA(pca.layer, pca.components[cut], pca.stdev[cut], pca.explained_variance_ratio[cut], pca.mean,
+               estimator="named", model_id=pca.model_id, names=["brightness", "loudness"], pitch=pitch,
+               latent_directions=pca.latent_directions[cut], latent_stdev=pca.latent_stdev[cut])
+
+
+def _sets_of(pca):
+    """A pooled set (components 0-1) with sets of its own at pitches 40 (2-3) and 60 (4-5)."""
+    return _two_of(pca, 0).with_pitch_sets({60: _two_of(pca, 4, 60), 40: _two_of(pca, 2, 40)})
+
+
+def test_directions_per_pitch_play_at_their_pitch(reference_model, cov_pca):
+    model, played = reference_model, _sets_of(cov_pca)
+    assert list(played.pitch_sets) == [40, 60] and played.at_pitch(50) is played
+    assert played.at_pitch(40.0) is played.pitch_sets[40] and played.at_pitch(None) is played
+    c = np.array([[1.5, -0.5], [0.25, 2.0], [-1.0, 1.0]])
+    pitches = [40, 50, 60]
+    offsets = played.edit(c, pitches)
+    for row, (pitch, first) in enumerate(zip(pitches, (2, 0, 4))):
+        manual = sum(c[row, i] * cov_pca.stdev[first + i] * cov_pca.components[first + i] for i in range(2))
+        np.testing.assert_allclose(offsets[row], manual, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(played.edit(c), played.edit(c, [50] * 3))  # no pitch: the pooled set
+    np.testing.assert_array_equal(played.with_pitch_sets(None).edit(c, pitches), played.edit(c))
+    np.testing.assert_array_equal(played.edit(c[0], 40), offsets[0])
+    # z space plays each clip's pitch's set; layer space, which has no pitch, the pooled one
+    z = model.random_z(3, seed=2)
+    expected = model.specgrams_from_layer("conv0", model.layer_output("conv0", z, pitches) + offsets)
+    np.testing.assert_allclose(synthesize_specgrams(model, played, c, z=z, pitch=pitches), expected, atol=1e-5)
+    np.testing.assert_array_equal(synthesize_specgrams(model, played, c[0]),
+                                  synthesize_specgrams(model, _two_of(cov_pca, 0), c[0]))
+    latent = played.latent_offset(c, pitches)
+    np.testing.assert_allclose(latent[0], played.pitch_sets[40].latent_offset(c[0]), rtol=1e-6)
+    np.testing.assert_allclose(latent[1], played.latent_offset(c[1]), rtol=1e-6)
+    out = synthesize_specgrams(model, played, c, z=z, pitch=pitches, space="latent")
+    np.testing.assert_allclose(out, model.generate_specgrams(z + latent, pitches), atol=1e-5)
+    # coordinates at a pitch invert that pitch's edit
+    values = model.layer_output("conv0", z[:1], 60)[0] + offsets[2]
+    moved = played.coordinates(values, 60) - played.coordinates(model.layer_output("conv0", z[:1], 60)[0], 60)
+    np.testing.assert_allclose(moved, c[2], atol=1e-3)
+
+
+def test_directions_per_pitch_are_saved_loaded_and_checked(tmp_path, reference_model, cov_pca):
+    played = _sets_of(cov_pca)
+    path = played.save(tmp_path / "per-pitch.npz")
+    again = load_pca(path, model=reference_model)
+    assert list(again.pitch_sets) == [40, 60] and again.names == ["brightness", "loudness"]
+    for pitch in (40, 60):
+        for name in ("components", "stdev", "explained_variance_ratio", "latent_directions", "latent_stdev"):
+            np.testing.assert_array_equal(getattr(again.pitch_sets[pitch], name),
+                                          getattr(played.pitch_sets[pitch], name), err_msg=name)
+        assert again.pitch_sets[pitch].pitch == pitch and again.pitch_sets[pitch].names == again.names
+    assert "own directions at 2 pitches (40, 60)" in again.summary()
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["metadata"]))
+        arrays = {name: data[name] for name in data.files}
+    assert meta["version"] == 2 and meta["pitch_sets"] == [40, 60] and arrays["pitch_components"].shape[:2] == (2, 2)
+    # a file without sets stays version 1, which older versions read
+    with np.load(played.pitch_sets[40].save(tmp_path / "plain.npz"), allow_pickle=False) as data:
+        assert json.loads(str(data["metadata"]))["version"] == 1 and "pitch_components" not in data.files
+    # sets that are not the same directions are refused, in memory and in files
+    other = PCA(cov_pca.layer, cov_pca.components[:3], cov_pca.stdev[:3], cov_pca.explained_variance_ratio[:3],
+                cov_pca.mean, estimator="named", names=["brightness", "loudness", "noisiness"])
+    with pytest.raises(PCAError, match="not the same 2 components"):
+        played.with_pitch_sets({40: other})
+    with pytest.raises(PCAError, match="not a MIDI pitch"):
+        played.with_pitch_sets({"low": played.pitch_sets[40]})
+    with pytest.raises(PCAError, match="not a plain PCA"):
+        played.with_pitch_sets({40: played})
+
+    def rewritten(change, name):
+        broken = dict(arrays)
+        change(broken, dict(meta))
+        target = tmp_path / name
+        with open(target, "wb") as f:
+            np.savez(f, **broken)
+        return target
+
+    def without_sets(broken, info):
+        info.pop("pitch_sets")
+        broken["metadata"] = np.array(json.dumps(info))
+
+    def short(broken, info):
+        broken["pitch_stdev"] = broken["pitch_stdev"][:1]
+
+    def twice(broken, info):
+        broken["metadata"] = np.array(json.dumps(dict(info, pitch_sets=[40, 40])))
+
+    def newer(broken, info):
+        broken["metadata"] = np.array(json.dumps(dict(info, version=3)))
+
+    for change, why in ((without_sets, "no pitch_sets in its metadata"), (short, "1 sets for 2 pitch_sets"),
+                        (twice, "lists a pitch twice"), (newer, "version 3.*upgrade")):
+        with pytest.raises(PCAError, match=why):
+            load_pca(rewritten(change, change.__name__ + ".npz"))
+
+
 # --- descriptors ------------------------------------------------------------------------
 
 SR = 16000

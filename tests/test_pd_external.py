@@ -415,9 +415,13 @@ def test_knob_names_and_find(pd_dir, tmp_path):
     target = model.generate(model.random_z(1, seed=11), pitch)[0]
     soundfile.write(tmp_path / "target.wav", target, model.sample_rate)
     patch = Patch()
-    done = quit_after(patch, 3)
+    done = quit_after(patch, 4)
     generating_object(patch, f"load default {named}, knob brightness 1.5, generate",
                       tmp_path / "knob.wav", done)
+    # a file with a set of its own at this pitch: z mode plays that set there
+    per_pitch = write_named_pca(tmp_path / "per-pitch.npz", "default", pitches=[pitch])
+    generating_object(patch, f"load default {per_pitch}, mode z, z-random 5, pitch {pitch}, knob brightness 1.5, "
+                             "generate", tmp_path / "knob-at-pitch.wav", done)
     # z mode, no layer steps: z and pitch alone are the found point (the quickest search)
     generating_object(patch, f"load default {named}, mode z, find target.wav 2 0, generate",
                       tmp_path / "found.wav", done)
@@ -445,7 +449,7 @@ def test_knob_names_and_find(pd_dir, tmp_path):
     assert code == 0, stderr[-3000:]
     replies = printed(stderr, "reply")
     assert not [r for r in replies if r.startswith("error")], replies
-    assert replies.count("loaded 4 16000 64000") == 2 and replies.count("names " + " ".join(NAMES)) == 2, replies
+    assert replies.count("loaded 4 16000 64000") == 3 and replies.count("names " + " ".join(NAMES)) == 3, replies
 
     def clip(name):
         audio, rate = soundfile.read(str(tmp_path / name), dtype="float32")
@@ -455,6 +459,11 @@ def test_knob_names_and_find(pd_dir, tmp_path):
     # knob brightness 1.5 is coeff 0 1.5
     expected_clip = model.synthesize(load_pca(named), [1.5], space="layer")
     assert relative_error(clip("knob.wav"), expected_clip) <= TOLERANCE
+    z = model.random_z(1, seed=5)[0]
+    at_pitch = model.synthesize(load_pca(per_pitch).pitch_sets[pitch], [1.5], z=z, pitch=pitch, space="z")
+    assert relative_error(clip("knob-at-pitch.wav"), at_pitch) <= TOLERANCE
+    pooled = model.synthesize(load_pca(named), [1.5], z=z, pitch=pitch, space="z")
+    assert relative_error(pooled, at_pitch) > 100 * TOLERANCE
 
     progress = [float(r.split()[1]) for r in replies if r.startswith("progress")]
     assert progress and progress[-1] == 1.0 and progress == sorted(progress), replies

@@ -121,15 +121,19 @@ class Inversion:
         """The found point's coefficients along ``pca``'s directions, per synthesis space:
         ``layer`` (mean + edit = the layer values, least squares), ``z`` (the edit to add to
         G_layer(z, pitch): zero unless the layer was refined) and ``latent`` (z as the zero
-        centre plus the latent directions, least squares; None without latent directions)."""
+        centre plus the latent directions, least squares; None without latent directions).
+        Directions fitted per pitch count at the found pitch in ``z`` and ``latent``."""
         if pca.layer != self.layer:
             raise GanspacesynthError(f"the inversion refined layer {self.layer}, but the PCA is of {pca.layer}")
         latent = None
         if pca.latent_directions is not None:
-            basis = pca.latent_directions.astype(np.float64) * pca.latent_stdev.astype(np.float64)[:, None]
+            played = pca.at_pitch(self.pitch)
+            played = played if played.latent_directions is not None else pca
+            basis = played.latent_directions.astype(np.float64) * played.latent_stdev.astype(np.float64)[:, None]
             latent = np.linalg.lstsq(basis.T, self.z.astype(np.float64), rcond=None)[0]
         return {"layer": pca.coordinates(self.layer_values),
-                "z": pca.coordinates(self.layer_values) - pca.coordinates(self._z_layer),
+                "z": (pca.coordinates(self.layer_values, self.pitch)
+                      - pca.coordinates(self._z_layer, self.pitch)),
                 "latent": latent}
 
     def to_json(self, pca=None):

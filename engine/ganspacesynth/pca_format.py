@@ -19,11 +19,21 @@ JSON with ``format`` ("ganspacesynth-pca"), ``version``, ``layer``,
 ``layer_shape``, ``estimator``, ``n_samples``, ``model_id``, ``pitch``,
 ``seed``, ``latent_size``, ``latent_samples`` and, for named directions,
 ``names`` (one string per component; files without it load with ``names``
-None). ``load_pca`` also reads the
+None).
+
+Version 2 adds directions per pitch (named directions fitted pitch by pitch,
+``directions.py``): ``pitch_sets`` in the metadata lists P MIDI pitches and
+the arrays ``pitch_components`` (P, n, *layer shape), ``pitch_stdev``,
+``pitch_explained_variance_ratio`` (P, n) and optionally
+``pitch_latent_directions`` (P, n, latent size) and ``pitch_latent_stdev``
+(P, n) hold each pitch's set; the plain arrays hold the set pooled over the
+pitches, which ``layer`` space plays (it has no pitch). A file without pitch
+sets is written as version 1, which every version reads. ``load_pca`` also reads the
 original GANSpaceSynth pickles, through an unpickler that can build nothing
 but plain float arrays (see ``_SafeUnpickler``).
 """
 
+import copy
 import io
 import json
 import math
@@ -37,7 +47,9 @@ import numpy as np
 from .errors import PCAError
 
 FORMAT_NAME = "ganspacesynth-pca"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Files without directions per pitch are written as version 1, so that older versions read them.
+PLAIN_VERSION = 1
 
 
 class PCA:
@@ -50,12 +62,14 @@ class PCA:
     GANSpaceSynth files), ``latent_directions`` (n, latent size) and
     ``latent_stdev`` (n,) or None, ``pitch`` (the sampling pitch(es), None for
     all of the model's), ``seed``, ``latent_samples``, ``source`` (the file),
-    ``names`` (one distinct non-empty string per component, or None).
+    ``names`` (one distinct non-empty string per component, or None),
+    ``pitch_sets`` (None, or {MIDI pitch: PCA} with the directions played at
+    that pitch in ``z`` and ``latent`` space; see ``at_pitch``).
     """
 
     def __init__(self, layer, components, stdev, explained_variance_ratio, mean, *, estimator,
                  n_samples=None, model_id=None, latent_directions=None, latent_stdev=None,
-                 pitch=None, seed=None, latent_samples=None, source=None, names=None):
+                 pitch=None, seed=None, latent_samples=None, source=None, names=None, pitch_sets=None):
         self.layer = str(layer)
         self.mean = np.asarray(mean, dtype=np.float32)
         self.layer_shape = tuple(int(s) for s in self.mean.shape)
@@ -95,7 +109,45 @@ class PCA:
         self.source = source
         self.names = _check_names(names, n)
         self._basis_pinv = None
+        self.pitch_sets = None if pitch_sets is None else self._check_pitch_sets(pitch_sets)
 
+    def _check_pitch_sets(self, pitch_sets):
+        if not isinstance(pitch_sets, dict) or not pitch_sets:
+            raise PCAError("pitch_sets must be a non-empty dict from MIDI pitch to directions")
+        checked = {}
+        for pitch, directions in pitch_sets.items():
+            if isinstance(pitch, bool) or not isinstance(pitch, (int, np.integer)):
+                raise PCAError(f"pitch_sets: {pitch!r} is not a MIDI pitch")
+            if not isinstance(directions, PCA) or directions.pitch_sets is not None:
+                raise PCAError(f"pitch_sets: the directions at pitch {pitch} are not a plain PCA")
+            if (directions.layer, directions.layer_shape) != (self.layer, self.layer_shape):
+                raise PCAError(f"pitch_sets: the directions at pitch {pitch} are of {directions.layer} "
+                               f"{directions.layer_shape}, not of {self.layer} {self.layer_shape}")
+            if directions.n_components != self.n_components or directions.names != self.names:
+                raise PCAError(f"pitch_sets: the directions at pitch {pitch} are not the same "
+                               f"{self.n_components} components" + (f" ({', '.join(self.names)})"
+                                                                    if self.names else ""))
+            if directions.latent_size not in (None, self.latent_size) or (
+                    directions.latent_directions is not None and self.latent_directions is None):
+                raise PCAError(f"pitch_sets: the directions at pitch {pitch} have latent directions of "
+                               f"another size than the pooled ones")
+            checked[int(pitch)] = directions
+        return dict(sorted(checked.items()))
+
+    def with_pitch_sets(self, pitch_sets):
+        """A copy of these directions that plays ``pitch_sets`` ({MIDI pitch: PCA with the same
+        layer, components and names}) at their pitches in ``z`` and ``latent`` space; None: a
+        copy that plays the pooled set at every pitch."""
+        played = copy.copy(self)
+        played.pitch_sets = None if pitch_sets is None else self._check_pitch_sets(pitch_sets)
+        return played
+
+    def at_pitch(self, pitch):
+        """The directions played at MIDI ``pitch`` in ``z`` and ``latent`` space: that pitch's
+        own set when there is one (``pitch_sets``), else these (pooled over the pitches)."""
+        if self.pitch_sets is None or pitch is None:
+            return self
+        return self.pitch_sets.get(int(pitch), self)
     def index(self, name) -> int:
         """The index of the component called ``name`` (PCAError naming the names there are)."""
         if self.names is None:
@@ -149,6 +201,10 @@ class PCA:
                               else f"directions from {self.latent_samples} samples" if self.latent_samples
                               else "directions in closed form"),
             *([] if self.names is None else ["names       " + ", ".join(self.names)]),
+            *([] if self.pitch_sets is None else [
+                f"per pitch   own directions at {len(self.pitch_sets)} pitches "
+                f"({', '.join(str(p) for p in self.pitch_sets)}) in z and latent space; "
+                "layer space plays the pooled ones"]),
         ]
         return "\n".join(lines)
 
@@ -163,42 +219,71 @@ class PCA:
     def _coefficients(self, coefficients):
         return _coefficient_rows(coefficients, self.n_components)
 
-    def edit(self, coefficients):
+    def edit(self, coefficients, pitches=None):
         """``sum_i c_i * stdev_i * component_i`` in the layer's shape: (*shape) for a vector of
-        coefficients, (n, *shape) for an (n, k) array."""
+        coefficients, (n, *shape) for an (n, k) array. ``pitches`` (one per row, or one for
+        all): each row along the directions of its pitch (``at_pitch``)."""
         rows, single = self._coefficients(coefficients)
-        basis = self.components.reshape(self.n_components, -1).astype(np.float64)
-        offset = (rows * self.stdev.astype(np.float64)) @ basis
+        offset = self._by_pitch(rows, pitches, lambda directions, part: (
+            part * directions.stdev.astype(np.float64)) @ directions.components.reshape(
+                directions.n_components, -1).astype(np.float64))
         offset = offset.reshape(len(rows), *self.layer_shape).astype(np.float32)
         return offset[0] if single else offset
 
+    def _edit_basis(self):
+        return (self.components.reshape(self.n_components, -1).astype(np.float64)
+                * self.stdev.astype(np.float64)[:, np.newaxis])
+
+    def _by_pitch(self, rows, pitches, along):
+        """``along(directions, rows)`` with each row's directions those of its pitch."""
+        if self.pitch_sets is None or pitches is None:
+            return along(self, rows)
+        pitches = np.broadcast_to(np.asarray(pitches), (len(rows),))
+        out = None
+        for pitch in np.unique(pitches):
+            chosen = pitches == pitch
+            part = along(self.at_pitch(pitch), rows[chosen])
+            if out is None:
+                out = np.empty((len(rows), part.shape[1]))
+            out[chosen] = part
+        return out
+
     def layer_values(self, coefficients):
-        """``mean + edit(coefficients)``: the activation that ``layer`` space synthesises from."""
+        """``mean + edit(coefficients)``: the activation that ``layer`` space synthesises from
+        (pooled directions: that space has no pitch)."""
         return self.mean + self.edit(coefficients)
 
-    def latent_offset(self, coefficients):
-        """``sum_i c_i * s_i * u_i`` in z: (latent size,) or (n, latent size)."""
+    def latent_offset(self, coefficients, pitches=None):
+        """``sum_i c_i * s_i * u_i`` in z: (latent size,) or (n, latent size). ``pitches``: as
+        for ``edit`` (a pitch's set without latent directions plays the pooled ones)."""
         if self.latent_directions is None:
             raise PCAError(f"{self._name()} has no latent directions (an original GANSpaceSynth file, "
                            "or computed without them): compute one with `ganspacesynth pca`")
         rows, single = self._coefficients(coefficients)
-        offset = (rows * self.latent_stdev.astype(np.float64)) @ self.latent_directions.astype(np.float64)
-        offset = offset.astype(np.float32)
+
+        def along(directions, part):
+            if directions.latent_directions is None:
+                directions = self
+            return (part * directions.latent_stdev.astype(np.float64)) @ directions.latent_directions.astype(
+                np.float64)
+
+        offset = self._by_pitch(rows, pitches, along).astype(np.float32)
         return offset[0] if single else offset
 
-    def coordinates(self, values):
-        """The coefficients whose ``layer_values`` come closest to ``values`` (least squares).
+    def coordinates(self, values, pitch=None):
+        """The coefficients whose ``layer_values`` come closest to ``values`` (least squares);
+        at ``pitch``, along that pitch's directions (``at_pitch``).
 
         The inverse of the formula: for PCA components (orthonormal) it is the
         projection onto each component divided by its stdev.
         """
+        if self.at_pitch(pitch) is not self:
+            return self.at_pitch(pitch).coordinates(values)
         values = np.asarray(values, dtype=np.float64)
         single = values.shape == self.layer_shape
         flat = values.reshape(-1, self.mean.size) - self.mean.reshape(1, -1)
         if self._basis_pinv is None:
-            basis = self.components.reshape(self.n_components, -1).astype(np.float64)
-            basis *= self.stdev.astype(np.float64)[:, np.newaxis]
-            self._basis_pinv = np.linalg.pinv(basis)
+            self._basis_pinv = np.linalg.pinv(self._edit_basis())
         coords = flat @ self._basis_pinv
         return coords[0] if single else coords
 
@@ -231,6 +316,7 @@ class PCA:
             "pitch": self.pitch, "seed": self.seed, "latent_size": self.latent_size,
             "latent_samples": self.latent_samples,
             **({} if self.names is None else {"names": list(self.names)}),
+            **({"version": PLAIN_VERSION} if self.pitch_sets is None else {"pitch_sets": list(self.pitch_sets)}),
         }
 
     def save(self, path):
@@ -246,6 +332,13 @@ class PCA:
         if self.latent_directions is not None:
             arrays["latent_directions"] = self.latent_directions
             arrays["latent_stdev"] = self.latent_stdev
+        if self.pitch_sets is not None:
+            sets = list(self.pitch_sets.values())
+            for name in _ARRAYS[:3]:
+                arrays["pitch_" + name] = np.stack([getattr(directions, name) for directions in sets])
+            if all(directions.latent_directions is not None for directions in sets):
+                for name in _LATENT_ARRAYS:
+                    arrays["pitch_" + name] = np.stack([getattr(directions, name) for directions in sets])
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".part")
         with open(temporary, "wb") as f:
@@ -298,6 +391,7 @@ DEFAULT_PCA_FILE = "pca.npz"
 _ORIGINAL_KEYS = {"layer", "estimator", "comp", "stdev", "var_ratio", "global_mean"}
 _ARRAYS = ("components", "stdev", "explained_variance_ratio", "mean")
 _LATENT_ARRAYS = ("latent_directions", "latent_stdev")
+_PITCH_ARRAYS = tuple("pitch_" + name for name in (*_ARRAYS[:3], *_LATENT_ARRAYS))
 
 
 def load_pca(path, model=None):
@@ -334,7 +428,7 @@ def _load_npz(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             files = set(data.files)
-            unknown = files - {"metadata", *_ARRAYS, *_LATENT_ARRAYS}
+            unknown = files - {"metadata", *_ARRAYS, *_LATENT_ARRAYS, *_PITCH_ARRAYS}
             missing = {"metadata", *_ARRAYS} - files
             if unknown or missing:
                 raise PCAError(f"{path}: not a ganspacesynth PCA file (" + "; ".join(
@@ -369,7 +463,7 @@ def _load_npz(path):
                   model_id=meta.get("model_id"), latent_directions=arrays.get("latent_directions"),
                   latent_stdev=arrays.get("latent_stdev"), pitch=meta.get("pitch"), seed=meta.get("seed"),
                   latent_samples=meta.get("latent_samples"), source=path,
-                  names=meta.get("names"))
+                  names=meta.get("names"), pitch_sets=_pitch_sets(meta, arrays))
     except KeyError as error:
         raise PCAError(f"{path}: the metadata has no {error.args[0]!r}") from None
     except PCAError as error:
@@ -378,6 +472,37 @@ def _load_npz(path):
         raise PCAError(f"{path}: the metadata says layer shape {meta['layer_shape']}, the arrays "
                        f"{list(pca.layer_shape)}")
     return pca
+
+
+def _pitch_sets(meta, arrays):
+    """The {pitch: PCA} of a version 2 file's per-pitch arrays, or None."""
+    pitches = meta.get("pitch_sets")
+    present = [name for name in _PITCH_ARRAYS if name in arrays]
+    if pitches is None:
+        if present:
+            raise PCAError(f"it has {', '.join(present)} but no pitch_sets in its metadata")
+        return None
+    if (not isinstance(pitches, list) or not pitches
+            or not all(isinstance(p, int) and not isinstance(p, bool) for p in pitches)):
+        raise PCAError("pitch_sets in the metadata must be a list of MIDI pitches")
+    missing = [name for name in _PITCH_ARRAYS[:3] if name not in arrays]
+    if missing:
+        raise PCAError(f"it lists pitch_sets but has no {', '.join(missing)}")
+    if ("pitch_latent_directions" in arrays) != ("pitch_latent_stdev" in arrays):
+        raise PCAError("pitch_latent_directions and pitch_latent_stdev go together")
+    for name in present:
+        if len(arrays[name]) != len(pitches):
+            raise PCAError(f"{name} holds {len(arrays[name])} sets for {len(pitches)} pitch_sets")
+    if len(set(pitches)) != len(pitches):
+        raise PCAError("pitch_sets lists a pitch twice")
+    latent = "pitch_latent_directions" in arrays
+    return {pitch: PCA(meta["layer"], arrays["pitch_components"][i], arrays["pitch_stdev"][i],
+                       arrays["pitch_explained_variance_ratio"][i], arrays["mean"], estimator=meta["estimator"],
+                       model_id=meta.get("model_id"), pitch=pitch, seed=meta.get("seed"),
+                       latent_directions=arrays["pitch_latent_directions"][i] if latent else None,
+                       latent_stdev=arrays["pitch_latent_stdev"][i] if latent else None,
+                       names=meta.get("names"))
+            for i, pitch in enumerate(pitches)}
 
 
 # What an original pickle may contain: a dict of strings and plain float

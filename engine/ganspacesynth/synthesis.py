@@ -19,6 +19,11 @@ regression (see ``pca.py``), so the pitch label steers the pitch as in plain
 generation; ``z_center`` is the given z, or the zero vector. Fewer
 coefficients than components leave the rest at zero.
 
+Directions fitted pitch by pitch (a PCA with ``pitch_sets``, see
+``directions.py``) play, in ``z`` and ``latent`` space, the set of each
+clip's pitch (``PCA.at_pitch``); ``layer`` space, which has no pitch, plays
+the set pooled over the pitches.
+
 The latent directions and their calibration are described in ``pca.py``,
 which computes them.
 """
@@ -64,8 +69,8 @@ def _synthesis_plan(model, pca, coefficients, z, pitch, space):
     zs = np.broadcast_to(zs, (n, model.latent_size))
     pitches = np.broadcast_to(pitches, (n,))
     if space == "z":
-        return "z", (zs, pitches, pca.edit(rows)), n, single
-    return "latent", (zs + pca.latent_offset(rows), pitches), n, single
+        return "z", (zs, pitches, pca.edit(rows, pitches)), n, single
+    return "latent", (zs + pca.latent_offset(rows, pitches), pitches), n, single
 
 
 def _specgram_batches(model, pca, coefficients, z, pitch, space, batch_size, frames=None):
