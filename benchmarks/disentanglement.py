@@ -4,14 +4,18 @@
     python benchmarks/disentanglement.py --named dirs.npz     # reuse named directions fitted before
     python benchmarks/disentanglement.py MODEL --png matrix.png --starts 64
     python benchmarks/disentanglement.py --save dirs.npz      # keep the fitted ones, to measure again
+    python benchmarks/disentanglement.py --per-pitch          # one set per pitch too: ~90 min
 
-Fits named directions (``compute_directions`` with its defaults, seed 0)
-unless ``--named`` gives them, then measures the disentanglement matrix of
+Fits named directions (``compute_directions`` with its defaults, seed 0;
+with ``--per-pitch`` one set per pitch too) unless ``--named`` gives them,
+then measures the disentanglement matrix of
 the model's first four PCA components and of the named directions on the
 same starts (random z at random pitches, z space, -2..2 in 9 points), and
 prints one table: Spearman's rho of each descriptor with the coefficient,
 the own descriptor in brackets, and whether the direction moves one thing
-(own |rho| > 0.9, others < 0.3). For each descriptor it also prints the best
+(own |rho| > 0.9, others < 0.3). Named directions fitted per pitch are
+measured as synthesis plays them in z space (each start along its own
+pitch's set), and their pooled set beside them. For each descriptor it also prints the best
 PCA component's |rho| next to the named direction's. ``--png`` writes the
 table as a heat map.
 """
@@ -32,13 +36,14 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
 
 
-def joined(first, second):
-    """One matrix of the rows of two, measured on the same starts."""
-    out = dict(first)
-    out["labels"] = [f"PCA {label}" for label in first["labels"]] + [f"named {label}" for label in second["labels"]]
+def joined(parts):
+    """One matrix of the rows of several ({prefix: matrix}), measured on the same starts."""
+    matrices = list(parts.values())
+    out = dict(matrices[0])
+    out["labels"] = [f"{prefix} {label}" for prefix, matrix in parts.items() for label in matrix["labels"]]
     for key in ("rho", "own", "moves_one"):
-        out[key] = np.concatenate([first[key], second[key]])
-    out["rho_starts"] = np.concatenate([first["rho_starts"], second["rho_starts"]], axis=1)
+        out[key] = np.concatenate([matrix[key] for matrix in matrices])
+    out["rho_starts"] = np.concatenate([matrix["rho_starts"] for matrix in matrices], axis=1)
     return out
 
 
@@ -52,6 +57,8 @@ def main(argv=None):
     parser.add_argument("--starts", type=int, default=32, help="random starts (default 32)")
     parser.add_argument("--png", help="write the matrix as a heat map")
     parser.add_argument("--save", help="write the fitted named directions to this PCA file")
+    parser.add_argument("--per-pitch", action="store_true",
+                        help="fit one set per pitch too (compute_directions(per_pitch=True), ~75 min)")
     args = parser.parse_args(argv)
 
     model = load_model(args.model)
@@ -61,18 +68,21 @@ def main(argv=None):
         named = load_pca(args.named, model=model)
     else:
         began = time.perf_counter()
-        named = compute_directions(model, progress=True)
+        named = compute_directions(model, per_pitch=args.per_pitch, progress=True)
         print(f"named directions fitted in {time.perf_counter() - began:.0f} s")
         for name, fit in named.fit.items():
             print(f"  {name:<16} up at {100 * fit['consistency']:.0f}% of {fit['starts']} starts")
         if args.save:
             named.save(args.save)
             print(f"named directions saved to {args.save}")
-    measured = [describe.disentanglement(model, directions, components=4, space="z", starts=args.starts, seed=0)
-                for directions in (pca, named)]
-    matrix = joined(*measured)
+    sets = {"PCA": pca, "named": named}
+    if named.pitch_sets is not None:  # each start along its own pitch's set; beside it, the pooled set
+        sets["pooled"] = named.with_pitch_sets(None)
+    measured = {prefix: describe.disentanglement(model, directions, components=4, space="z", starts=args.starts,
+                                                 seed=0) for prefix, directions in sets.items()}
+    matrix = joined(measured)
     print(describe.format_matrix(matrix))
-    names, pca_rho, named_matrix = matrix["descriptors"], np.abs(measured[0]["rho"]), measured[1]
+    names, pca_rho, named_matrix = matrix["descriptors"], np.abs(measured["PCA"]["rho"]), measured["named"]
     print("\nown |rho|: best PCA component vs the named direction")
     for row, label in enumerate(named_matrix["labels"]):
         if label in names:
@@ -81,8 +91,9 @@ def main(argv=None):
             print(f"  {label:<16} PCA component {best} {pca_rho[best, column]:.2f}   named "
                   f"{abs(named_matrix['rho'][row, column]):.2f}")
     if args.png:
-        print(describe.plot_matrix(matrix, args.png, title=f"{args.model}: Spearman rho, z space, "
-                                                          f"{args.starts} starts at random pitches"))
+        shown = joined({prefix: measured[prefix] for prefix in ("PCA", "named")})
+        print(describe.plot_matrix(shown, args.png, title=f"{args.model}: Spearman rho, z space, "
+                                                         f"{args.starts} starts at random pitches"))
 
 
 if __name__ == "__main__":

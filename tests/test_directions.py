@@ -173,25 +173,37 @@ def test_matrix_marks_what_moves_one_thing(tmp_path, reference_model, named):
     assert set(anywhere["pitches"]) <= set(reference_model.pitches) and len(anywhere["pitches"]) == 3
 
 
-def test_matrix_of_directions_per_pitch(tmp_path, reference_model, named):
-    """Directions conditioned on the pitch: each start is swept along its own pitch's set."""
-    plain = describe.disentanglement(reference_model, named, components=2, points=3, space="z", starts=3,
-                                     length=8000, seed=5)
-    flipped = load_pca(named.save(tmp_path / "named.npz"), model=reference_model)
-    flipped.components = -flipped.components
-    first = plain["pitches"][0]
-    by_pitch = {p: flipped if p == first else named for p in reference_model.pitches}
-    conditioned = describe.disentanglement(reference_model, by_pitch, components=2, points=3, space="z",
-                                           starts=3, length=8000, seed=5)
-    assert conditioned["pitches"] == plain["pitches"] and conditioned["labels"] == plain["labels"][:2]
-    for s, pitch in enumerate(plain["pitches"]):
-        sign = -1 if pitch == first else 1  # -c along v is c along -v: the same clips, reversed
-        np.testing.assert_array_equal(conditioned["rho_starts"][s], sign * plain["rho_starts"][s])
-    with pytest.raises(ValueError, match="no directions for pitch"):
-        describe.disentanglement(reference_model, {first: named}, components=1, points=3, space="z", starts=3,
-                                 length=8000, seed=5)
-    with pytest.raises(ValueError, match="z or latent space"):
-        describe.disentanglement(reference_model, by_pitch, components=1, points=3, length=8000)
+def test_directions_fitted_pitch_by_pitch(tmp_path, reference_model):
+    """per_pitch: a pooled set plus, at each pitch, what a fit at that pitch alone gives; z space
+    and the matrix sweep each start along its own pitch's set, layer space the pooled one."""
+    model = reference_model
+    basis = compute_pca(model, n_samples=2048, n_components=6, estimator="cov", seed=0, latent_samples=0)
+    fit = dict(basis=basis, starts=6, length=8000, seed=0)
+    played = compute_directions(model, ["brightness", "loudness"], pitch=[40, 60], per_pitch=True, pitch_starts=4,
+                                latent_samples=100, **fit)
+    pooled = compute_directions(model, ["brightness", "loudness"], pitch=[40, 60], latent_samples=100, **fit)
+    np.testing.assert_array_equal(played.components, pooled.components)
+    assert played.pitch_sets is not None and list(played.pitch_sets) == [40, 60]
+    for pitch, directions in played.pitch_sets.items():
+        alone = compute_directions(model, ["brightness", "loudness"], pitch=pitch, latent_samples=0,
+                                   **dict(fit, starts=4))
+        np.testing.assert_array_equal(directions.components, alone.components)
+        np.testing.assert_array_equal(directions.stdev, alone.stdev)
+        assert directions.pitch == pitch and directions.latent_directions.shape == (2, 256)
+        assert directions.fit["loudness"]["starts"] <= 4
+    again = load_pca(played.save(tmp_path / "per-pitch.npz"), model=model)
+    np.testing.assert_array_equal(again.pitch_sets[60].components, played.pitch_sets[60].components)
+
+    matrix = describe.disentanglement(model, again, components=2, points=3, space="z", starts=3, pitch=60,
+                                      length=8000, seed=5)
+    at_60 = describe.disentanglement(model, again.pitch_sets[60], components=2, points=3, space="z", starts=3,
+                                     pitch=60, length=8000, seed=5)
+    np.testing.assert_array_equal(matrix["rho_starts"], at_60["rho_starts"])
+    layer = describe.disentanglement(model, again, components=2, points=3, length=8000)
+    np.testing.assert_array_equal(layer["rho_starts"], describe.disentanglement(
+        model, pooled, components=2, points=3, length=8000)["rho_starts"])
+    with pytest.raises(ValueError, match=r"pitch_starts \(3\) must be at least twice"):
+        compute_directions(model, ["brightness", "loudness"], per_pitch=True, pitch_starts=3, **fit)
 
 
 def test_cli_directions_and_matrix(tmp_path, capsys):
@@ -204,6 +216,13 @@ def test_cli_directions_and_matrix(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "names       loudness, pitch-salience" in printed and "starts; cos" in printed
     assert load_pca(out).names == ["loudness", "pitch-salience"]
+    per_pitch = tmp_path / "per-pitch.npz"
+    assert main(["directions", str(REFERENCE_DIR), "-o", str(per_pitch), "--descriptors", "loudness,noisiness",
+                 "--starts", "4", "--basis-components", "4", "--length", "0.25", "--latent-samples", "0",
+                 "--per-pitch", "--pitch-starts", "4", "--pitch", "40,60"]) == 0
+    printed = capsys.readouterr().out
+    assert "own directions at 2 pitches (40, 60)" in printed and "at pitch 60" in printed
+    assert list(load_pca(per_pitch).pitch_sets) == [40, 60]
     png = tmp_path / "m.png"
     assert main(["describe", str(REFERENCE_DIR), str(out), "--matrix", "--points", "3", "--length", "0.5",
                  "--plot", str(png)]) == 0

@@ -738,8 +738,8 @@ def _run_invert(args):
 
 
 def _add_directions(sub):
-    from .directions import (DEFAULT_BASIS_COMPONENTS, DEFAULT_DESCRIPTORS, DEFAULT_LATENT_SAMPLES, DEFAULT_RIDGE,
-                             DEFAULT_STARTS, DEFAULT_STEP)
+    from .directions import (DEFAULT_BASIS_COMPONENTS, DEFAULT_DESCRIPTORS, DEFAULT_LATENT_SAMPLES,
+                             DEFAULT_PITCH_STARTS, DEFAULT_RIDGE, DEFAULT_STARTS, DEFAULT_STEP)
 
     p = sub.add_parser("directions", help="named directions: one per descriptor, moving it alone",
                        description="Fit one direction per descriptor at a layer: at random starts, probe every "
@@ -765,12 +765,19 @@ def _add_directions(sub):
                    "computed first)")
     p.add_argument("--basis-components", type=int, default=DEFAULT_BASIS_COMPONENTS,
                    help=f"components of that PCA (default {DEFAULT_BASIS_COMPONENTS})")
-    p.add_argument("--pitch", type=int, help="start at this MIDI pitch only (default: all of the model's)")
+    p.add_argument("--pitch", type=_pitch_list, metavar="P[,P...]",
+                   help="start at these MIDI pitches only (default: all of the model's)")
+    p.add_argument("--per-pitch", action="store_true",
+                   help="also fit one set per pitch, which z and latent space play at that pitch "
+                        "(layer space plays the pooled set)")
+    p.add_argument("--pitch-starts", type=int, default=DEFAULT_PITCH_STARTS,
+                   help=f"with --per-pitch: starts at each pitch (default {DEFAULT_PITCH_STARTS})")
     p.add_argument("--length", type=_seconds, metavar="SECONDS",
                    help="describe only the first SECONDS of each clip (faster; default the whole clip)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--latent-samples", type=int, default=DEFAULT_LATENT_SAMPLES,
-                   help=f"samples for the latent directions (default {DEFAULT_LATENT_SAMPLES}; 0: none)")
+                   help=f"samples for the latent directions (default {DEFAULT_LATENT_SAMPLES}; 0: none; "
+                        "with --per-pitch, shared among the pitches)")
     p.set_defaults(run=_usage_errors(_run_directions))
 
 
@@ -784,12 +791,14 @@ def _run_directions(args):
     named = compute_directions(model, descriptors=args.descriptors, layer=args.layer, starts=args.starts,
                                basis=basis, basis_components=args.basis_components, pitch=args.pitch,
                                seed=args.seed, length=_length(model, args.length), step=args.step,
-                               ridge=args.ridge, latent_samples=args.latent_samples, progress=True)
+                               ridge=args.ridge, latent_samples=args.latent_samples, per_pitch=args.per_pitch,
+                               pitch_starts=args.pitch_starts, progress=True)
     print(named.save(args.output))
     print(named.summary())
-    for name, fit in named.fit.items():
-        print(f"{name:<16} slope {fit['slope']:+.3g} per unit, up at {100 * fit['consistency']:.0f}% of "
-              f"{fit['starts']} starts; cos {fit['cosine_to_raw']:.2f} to its mean slope")
+    for where, directions in [("", named), *((f" at pitch {p}", d) for p, d in (named.pitch_sets or {}).items())]:
+        for name, fit in directions.fit.items():
+            print(f"{name:<16} slope {fit['slope']:+.3g} per unit, up at {100 * fit['consistency']:.0f}% of "
+                  f"{fit['starts']} starts{where}; cos {fit['cosine_to_raw']:.2f} to its mean slope")
 
 
 COMMANDS = [

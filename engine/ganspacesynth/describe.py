@@ -337,18 +337,12 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
     direction), ``moves_one`` (bool per direction), ``space``, ``starts``,
     ``pitches`` (per start; None in layer space).
 
-    ``pca`` may also be a mapping from each MIDI pitch to the directions
-    played at that pitch (``z`` and ``latent`` space; each start is swept
-    along its own pitch's): what directions conditioned on the pitch would
-    do. Their labels are the first one's.
+    Directions fitted pitch by pitch (``pca.pitch_sets``) sweep each start,
+    in ``z`` and ``latent`` space, along its own pitch's set, as synthesis
+    plays them.
     """
     names = check_descriptors(names)
     space = space or "layer"
-    by_pitch = pca if isinstance(pca, dict) else None
-    if by_pitch is not None:
-        if space == "layer" or not by_pitch:
-            raise ValueError("directions per pitch are played in z or latent space, at pitches they cover")
-        pca = next(iter(by_pitch.values()))
     if space == "layer":
         centres, pitches = [None], [None]
     else:
@@ -357,14 +351,10 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
         centres = list(model.random_z(int(starts), seed=seed))
         pitches = ([int(p) for p in np.random.default_rng(seed).choice(model.pitches, len(centres))]
                    if pitch is None else [pitch] * len(centres))
-    if by_pitch is not None and set(pitches) - set(by_pitch):
-        raise ValueError(f"no directions for pitch(es) {sorted(set(pitches) - set(by_pitch))}")
-    sets = list(by_pitch.values()) if by_pitch is not None else [pca]
-    k = min(int(components), *(directions.n_components for directions in sets))
+    k = min(int(components), pca.n_components)
     per_start = []
     for s, (z, at) in enumerate(zip(centres, pitches)):
-        directions = pca if by_pitch is None else by_pitch[at]
-        result = sweep(model, directions, components=k, points=points, limit=limit, z=z, pitch=at, space=space,
+        result = sweep(model, pca, components=k, points=points, limit=limit, z=z, pitch=at, space=space,
                        names=names, length=length,
                        progress=None if progress is None else (
                            lambda done, total, s=s: progress(s * total + done, len(centres) * total)))

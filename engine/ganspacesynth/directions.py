@@ -65,23 +65,25 @@ DEFAULT_BASIS_COMPONENTS = 32
 DEFAULT_STEP = 1.0
 DEFAULT_RIDGE = 0.03
 DEFAULT_LATENT_SAMPLES = 8192
+DEFAULT_PITCH_STARTS = 32
 
 
 def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", starts=DEFAULT_STARTS,
                        basis=None, basis_components=DEFAULT_BASIS_COMPONENTS, basis_samples=8192, pitch=None,
                        seed=0, length=None, step=DEFAULT_STEP, ridge=DEFAULT_RIDGE, batch_size=64,
-                       latent_samples=DEFAULT_LATENT_SAMPLES, progress=False):
+                       latent_samples=DEFAULT_LATENT_SAMPLES, per_pitch=False, pitch_starts=DEFAULT_PITCH_STARTS,
+                       progress=False):
     """Fit one named direction per descriptor at ``layer``; returns a ``PCA`` with ``names``.
 
     ``descriptors``: names from ``describe.DESCRIPTORS``. ``basis``: the
-    ``PCA`` of ``layer`` whose axes are probed (default: an exact ``cov``
-    PCA of ``basis_components`` components from ``basis_samples`` samples).
-    ``starts`` random starting points at pitches drawn from ``pitch`` (None:
-    all of the model's), each probed ``step`` up and down every axis: 2 x
-    starts x components clips (``length`` samples of each, default all;
-    descriptors of a shorter start are faster). ``ridge``: see the module
-    docstring. ``latent_samples`` fresh samples (0 to skip) fit the latent
-    directions. ``progress``: True for bars on stderr, or a
+    ``PCA`` of ``layer`` whose axes are probed (default: ``default_basis``,
+    an exact PCA of ``basis_components`` components from ``basis_samples``
+    samples). ``starts`` random starting points at pitches drawn from
+    ``pitch`` (None: all of the model's), each probed ``step`` up and down
+    every axis: 2 x starts x components clips (``length`` samples of each,
+    default all; descriptors of a shorter start are faster). ``ridge``: see
+    the module docstring. ``latent_samples`` fresh samples (0 to skip) fit the
+    latent directions. ``progress``: True for bars on stderr, or a
     callable(stage, done, total). The fit is reported in the returned
     object's ``fit`` attribute, per descriptor: ``slope`` (mean change of the
     descriptor per unit coefficient, on the fit's scale: log for brightness,
@@ -90,32 +92,59 @@ def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", st
     descriptor could be measured) and ``cosine_to_raw`` (between the fitted
     direction and the descriptor's mean slope, the direction that moves it
     fastest on average).
+
+    ``per_pitch``: also fit one set per pitch (of ``pitch``'s choices), from
+    ``pitch_starts`` starts at that pitch each, on the same basis and seed
+    (each set is what ``compute_directions(pitch=p, basis=basis, seed=seed)``
+    fits), with ``latent_samples`` shared among the pitches. They become the
+    result's ``pitch_sets``: ``z`` and ``latent`` space play each pitch's
+    own, ``layer`` space the pooled set (the directions a pooled fit holds
+    the others still on average over the pitches, not at each: see
+    ``benchmarks/pitch_directions.py``). Costs ``pitch_starts`` x pitches
+    starts more.
     """
     names = describe.check_descriptors(descriptors)
     if seed is not None and not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
     seed = None if seed is None else int(seed)
-    starts, step, ridge = int(starts), float(step), float(ridge)
+    starts, pitch_starts, step, ridge = int(starts), int(pitch_starts), float(step), float(ridge)
     if not step > 0 or not ridge >= 0:
         raise ValueError(f"step must be positive and ridge at least 0, got {step} and {ridge}")
-    shape = tuple(model.layer_shape(layer))  # ValueError naming the layers
+    model.layer_shape(layer)  # ValueError naming the layers
+    for count, what in ((starts, "starts"), *([(pitch_starts, "pitch_starts")] if per_pitch else [])):
+        if count < 2 * len(names):
+            raise ValueError(f"{what} ({count}) must be at least twice the descriptors ({len(names)}): the fit "
+                             "compares each descriptor's slopes over the starts")
+    choices = _pitch_choices(model, pitch)
     if basis is None:
         basis = default_basis(model, layer, basis_components, basis_samples, pitch, seed, progress)
     else:
         basis.check_model(model)
         if basis.layer != layer:
             raise PCAError(f"the basis is a PCA of {basis.layer}, not of {layer}")
-    k = basis.n_components
-    if starts < 2 * len(names):
-        raise ValueError(f"starts ({starts}) must be at least twice the descriptors ({len(names)}): the fit "
-                         "compares each descriptor's slopes over the starts")
-    choices = _pitch_choices(model, pitch)
+    latent_samples = int(latent_samples)
+    fit = dict(names=names, basis=basis, seed=seed, length=length, step=step, ridge=ridge, batch_size=batch_size,
+               progress=progress)
+    named = _fit_named(model, starts=starts, choices=choices, latent_samples=latent_samples, stage="probes",
+                       **fit)
+    if per_pitch:
+        share = latent_samples and max(latent_samples // len(choices), 2 * (len(names) + 1))
+        named = named.with_pitch_sets({
+            int(p): _fit_named(model, starts=pitch_starts, choices=np.array([p]), latent_samples=share,
+                               stage=f"probes at pitch {p}", **fit) for p in choices})
+    return named
+
+
+def _fit_named(model, names, basis, starts, choices, seed, length, step, ridge, batch_size, latent_samples,
+               progress, stage):
+    """compute_directions' fit from ``starts`` starts at pitches drawn from ``choices``."""
+    layer, shape, k = basis.layer, basis.layer_shape, basis.n_components
     z_seed, pitch_seed, latent_z_seed, latent_pitch_seed = np.random.SeedSequence(seed).spawn(4)
 
     axes = basis.components.reshape(k, -1).astype(np.float64) * basis.stdev.astype(np.float64)[:, None]
     probes = np.concatenate([axes, -axes]) * step  # up then down every axis
     slopes = []
-    bar = _Progress(progress, "probes", starts * 2 * k)
+    bar = _Progress(progress, stage, starts * 2 * k)
     try:
         per_batch = max(1, batch_size // (2 * k))
         for _, x in _samples(model, layer, _batch_sizes(starts, per_batch), np.random.default_rng(z_seed),
@@ -130,9 +159,10 @@ def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", st
         bar.close()
     slopes = np.concatenate(slopes)
     usable = np.all(np.isfinite(slopes), axis=(1, 2))
+    where = f" at pitch {choices[0]}" if len(choices) == 1 else ""
     if usable.sum() < 2 * len(names):
-        raise PCAError(f"every descriptor could be measured at only {int(usable.sum())} of {starts} starts: "
-                       "too few to fit (choose other descriptors, or more starts)")
+        raise PCAError(f"every descriptor could be measured at only {int(usable.sum())} of {starts} "
+                       f"starts{where}: too few to fit (choose other descriptors, or more starts)")
     slopes = slopes[usable]
 
     weights, fit = fit_directions(slopes, ridge)
@@ -141,11 +171,11 @@ def compute_directions(model, descriptors=DEFAULT_DESCRIPTORS, layer="conv0", st
     stdev = np.linalg.norm(layer_directions, axis=1)
     named = PCA(layer, (layer_directions / stdev[:, None]).reshape(len(names), *shape), stdev,
                 stdev ** 2 / _total_variance(basis), basis.mean, estimator="named",
-                n_samples=int(usable.sum()) * 2 * k, model_id=model.identifier, pitch=basis.pitch, seed=seed,
-                names=names)
+                n_samples=int(usable.sum()) * 2 * k, model_id=model.identifier,
+                pitch=int(choices[0]) if len(choices) == 1 else basis.pitch, seed=seed, names=names)
     if latent_samples:
         latent_samples = max(int(latent_samples), 2 * (len(names) + 1))
-        bar = _Progress(progress, "latent directions", latent_samples)
+        bar = _Progress(progress, "latent directions" + where, latent_samples)
         try:
             samples = _samples(model, layer, _batch_sizes(latent_samples, max(batch_size, 256)),
                                np.random.default_rng(latent_z_seed), np.random.default_rng(latent_pitch_seed),
