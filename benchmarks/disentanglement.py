@@ -82,6 +82,9 @@ def main(argv=None):
                                                  seed=0) for prefix, directions in sets.items()}
     matrix = joined(measured)
     print(describe.format_matrix(matrix))
+    if "pooled" in sets:
+        print(f"named: each start along its own pitch's set ({len(named.pitch_sets)} pitches); pooled: the "
+              "set pooled over the pitches, which layer space plays")
     names, pca_rho, named_matrix = matrix["descriptors"], np.abs(measured["PCA"]["rho"]), measured["named"]
     print("\nown |rho|: best PCA component vs the named direction")
     for row, label in enumerate(named_matrix["labels"]):

@@ -199,6 +199,8 @@ def test_directions_fitted_pitch_by_pitch(tmp_path, reference_model):
     at_60 = describe.disentanglement(model, again.pitch_sets[60], components=2, points=3, space="z", starts=3,
                                      pitch=60, length=8000, seed=5)
     np.testing.assert_array_equal(matrix["rho_starts"], at_60["rho_starts"])
+    assert matrix["per_pitch"] and not at_60["per_pitch"]
+    assert "at pitch 60 (each along its pitch's own set)" in describe.format_matrix(matrix).splitlines()[0]
     layer = describe.disentanglement(model, again, components=2, points=3, length=8000)
     np.testing.assert_array_equal(layer["rho_starts"], describe.disentanglement(
         model, pooled, components=2, points=3, length=8000)["rho_starts"])

@@ -335,7 +335,8 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
     ``labels``, ``descriptors``, ``rho`` (components, descriptors) averaged,
     ``rho_starts`` (starts, components, descriptors), ``own`` (index per
     direction), ``moves_one`` (bool per direction), ``space``, ``starts``,
-    ``pitches`` (per start; None in layer space).
+    ``pitches`` (per start; None in layer space), ``per_pitch`` (whether
+    the starts were swept along sets per pitch).
 
     Directions fitted pitch by pitch (``pca.pitch_sets``) sweep each start,
     in ``z`` and ``latent`` space, along its own pitch's set, as synthesis
@@ -373,6 +374,7 @@ def disentanglement(model, pca, components=4, names=MATRIX_DESCRIPTORS, points=9
     moves_one = (magnitude[np.arange(k), own] > OWN_RHO) & (others.max(axis=1) < OTHER_RHO)
     return {"labels": labels, "descriptors": names, "rho": rho, "rho_starts": rho_starts, "own": own,
             "moves_one": moves_one, "space": space, "starts": len(centres), "pitches": pitches,
+            "per_pitch": space != "layer" and pca.pitch_sets is not None,
             "coefficients": np.linspace(-float(limit), float(limit), int(points))}
 
 
@@ -402,9 +404,8 @@ def _pitch_note(matrix):
     pitches = [p for p in matrix.get("pitches") or [] if p is not None]
     if not pitches:
         return ""
-    if len(set(pitches)) == 1:
-        return f" at pitch {pitches[0]}"
-    return f" at pitches {min(pitches)}..{max(pitches)}"
+    where = f" at pitch {pitches[0]}" if len(set(pitches)) == 1 else f" at pitches {min(pitches)}..{max(pitches)}"
+    return where + (" (each along its pitch's own set)" if matrix.get("per_pitch") else "")
 
 
 def plot_matrix(matrix, path, title=None):
