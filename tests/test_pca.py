@@ -458,6 +458,33 @@ def test_directions_per_pitch_are_saved_loaded_and_checked(tmp_path, reference_m
             load_pca(rewritten(change, change.__name__ + ".npz"))
 
 
+def test_a_bare_name_is_found_in_the_models_folder(tmp_path, reference_model):
+    """``named`` names the file named.npz beside the model (how the default model ships its
+    named directions); a file here comes first, and a missing one says where it looked."""
+    import ganspacesynth
+    from ganspacesynth.hallu import HalluSession
+    from named_pca import write_named_pca
+
+    from conftest import REFERENCE_DIR
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for part in ("experiment.json", "stage_00012"):
+        (folder / part).symlink_to(REFERENCE_DIR / part)
+    write_named_pca(folder / "named.npz")
+    model = ganspacesynth.load_model(folder)
+    assert load_pca("named", model=model).names[0] == "brightness"
+    with pytest.raises(PCAError, match=r"^named: no such PCA file$"):
+        load_pca("named")
+    with pytest.raises(PCAError, match=r"missing: no such PCA file \(nor .*model/missing\.npz\)"):
+        load_pca("missing", model=model)
+    with pytest.raises(PCAError, match=r"no such PCA file$"):
+        load_pca("named.npz", model=model)  # only a bare name is looked for there
+    session = HalluSession(model=str(folder), pca="named", steps=[[1.0], [0.0]], base_dir=tmp_path)
+    audio, points = session.render(model=model)
+    assert len(points) == 3 and np.all(np.isfinite(audio))  # two steps and one between
+
+
 # --- descriptors ------------------------------------------------------------------------
 
 SR = 16000

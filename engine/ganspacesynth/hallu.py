@@ -205,7 +205,9 @@ class HalluSession:
     """Everything that makes a composition, so that it can be rendered again exactly.
 
     ``model`` and ``pca`` are paths (relative ones are relative to the
-    session file) or ``default``.
+    session file) or ``default``; ``pca`` may also name a file in the model's
+    folder without its ``.npz`` (``named``, the default model's named
+    directions).
     """
     model: str
     pca: str
@@ -255,6 +257,10 @@ class HalluSession:
         from .pca import load_pca
 
         model = model or load_model(self.resolve(self.model))
-        pca = pca or load_pca(self.resolve(self.pca))
+        if pca is None:
+            path = self.resolve(self.pca)
+            if not Path(path).is_file() and Path(path).name == self.pca and not Path(self.pca).suffix:
+                path = self.pca  # a bare name: also looked for in the model's folder (load_pca)
+            pca = load_pca(path, model=model)
         return hallucinate(model, pca, self.steps, **dataclasses.asdict(self.settings),
                            mode=self.mode, pitch=self.pitch, seed=self.seed, progress=progress)

@@ -403,7 +403,9 @@ def load_pca(path, model=None):
     With ``model``, also refuse (PCAError) a PCA computed on another model
     or for a layer of another shape; ``synthesize`` checks that anyway.
     Original pickles carry no model identifier: they are accepted for any
-    model whose layer has their shape.
+    model whose layer has their shape. With ``model``, a bare name that is
+    not a file here (``named``) is also looked for in the model's folder
+    (``named.npz``): the default model ships its named directions so.
     """
     if str(path) == DEFAULT_PCA:
         from .paths import models_dir
@@ -414,7 +416,10 @@ def load_pca(path, model=None):
                            f"(looked for {path})")
     path = Path(path).expanduser()
     if not path.is_file():
-        raise PCAError(f"{path}: no such PCA file")
+        beside = _beside_model(path, model)
+        if beside is None or not beside.is_file():
+            raise PCAError(f"{path}: no such PCA file" + (f" (nor {beside})" if beside else ""))
+        path = beside
     if zipfile.is_zipfile(path):
         pca = _load_npz(path)
     else:
@@ -422,6 +427,14 @@ def load_pca(path, model=None):
     if model is not None:
         pca.check_model(model)
     return pca
+
+
+def _beside_model(path, model):
+    """Where a bare name (no folder, no extension) would be in ``model``'s folder, or None."""
+    folder = getattr(model, "source", None)
+    if folder is None or path.parent != Path(".") or path.suffix or not path.name:
+        return None
+    return Path(folder) / f"{path.name}.npz"
 
 
 def _load_npz(path):
