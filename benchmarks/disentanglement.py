@@ -55,6 +55,7 @@ def main(argv=None):
     parser.add_argument("--pca", default="default", help="PCA file (default: the model's own)")
     parser.add_argument("--named", help="named directions file (default: fit them first)")
     parser.add_argument("--starts", type=int, default=32, help="random starts (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     parser.add_argument("--png", help="write the matrix as a heat map")
     parser.add_argument("--save", help="write the fitted named directions to this PCA file")
     parser.add_argument("--per-pitch", action="store_true",
@@ -79,7 +80,7 @@ def main(argv=None):
     if named.pitch_sets is not None:  # each start along its own pitch's set; beside it, the pooled set
         sets["pooled"] = named.with_pitch_sets(None)
     measured = {prefix: describe.disentanglement(model, directions, components=4, space="z", starts=args.starts,
-                                                 seed=0) for prefix, directions in sets.items()}
+                                                 seed=args.seed) for prefix, directions in sets.items()}
     matrix = joined(measured)
     print(describe.format_matrix(matrix))
     if "pooled" in sets:
