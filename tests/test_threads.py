@@ -105,6 +105,32 @@ def test_default_keeps_a_count_given_before():
     assert "COUNT 3 3" in result.stdout
 
 
+OFFLINE_COMMAND = r"""
+import sys
+import tensorflow as tf
+from ganspacesynth.cli import build_parser, main
+
+parser = build_parser()
+marked = {name: getattr(parser.parse_args(args), "every_core", False)
+          for name, args in (("info", ["info", "default"]), ("pd-path", ["pd-path"]))}
+main(["info", "default"])
+print("REPORT", tf.config.threading.get_intra_op_parallelism_threads(), marked["info"], marked["pd-path"])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("environment, expected", [({}, os.cpu_count()), ({THREADS_ENV: "1"}, 1)])
+def test_offline_commands_take_every_core(environment, expected):
+    """The command line's offline commands (here `info`) need no core for audio: every core,
+    unless the environment says otherwise; commands without TensorFlow do not start it."""
+    env = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    env.update(environment, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", OFFLINE_COMMAND], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"REPORT {expected} True False" in result.stdout, result.stdout[-2000:]
+
+
 # --- in Pd ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ def _add_info(sub):
                        description="Print what a model is: its architecture, the pitches it was "
                                    "trained on and the layers GANSpace can hook.")
     p.add_argument("model", help="model folder (Magenta or ganspacesynth format) or 'default'")
-    p.set_defaults(run=_run_info)
+    p.set_defaults(run=_run_info, every_core=True)
 
 
 def _run_info(args):
@@ -38,7 +38,7 @@ def _add_generate(sub):
     p.add_argument("-n", "--count", type=int, default=1,
                    help="number of clips; clip i uses seed + i and goes to OUT with _i appended")
     p.add_argument("-o", "--output", required=True, help="output WAV file")
-    p.set_defaults(run=_run_generate)
+    p.set_defaults(run=_run_generate, every_core=True)
 
 
 def _run_generate(args):
@@ -60,7 +60,7 @@ def _add_convert(sub):
                                    "stage_*/) and write it as a ganspacesynth model folder.")
     p.add_argument("magenta_dir", help="Magenta model folder")
     p.add_argument("out_dir", help="folder to write (must not exist or be empty)")
-    p.set_defaults(run=_run_convert)
+    p.set_defaults(run=_run_convert, every_core=True)
 
 
 def _run_convert(args):
@@ -210,7 +210,7 @@ def _add_hallu(sub):
     p.add_argument("--seed", type=int, help="seed of z in z mode (default 0)")
     _add_output_options(p)
     p.add_argument("--save-session", metavar="JSON", help="also write the session to this file")
-    p.set_defaults(run=_run_hallu)
+    p.set_defaults(run=_run_hallu, every_core=True)
 
 
 def _pitch_list(text):
@@ -298,7 +298,7 @@ def _add_demo(sub):
                                    "default model and its PCA, to a WAV file and a spectrogram PNG.")
     p.add_argument("-o", "--output", default="ganspacesynth-demo.wav",
                    help="output WAV (default ganspacesynth-demo.wav); the PNG goes beside it")
-    p.set_defaults(run=_run_demo)
+    p.set_defaults(run=_run_demo, every_core=True)
 
 
 def _run_demo(args):
@@ -491,7 +491,7 @@ def _add_pca(sub):
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--latent-samples", type=int,
                    help="samples for the latent directions (default min(samples, 16384); 0: none)")
-    p.set_defaults(run=_usage_errors(_run_pca))
+    p.set_defaults(run=_usage_errors(_run_pca), every_core=True)
 
 
 def _run_pca(args):
@@ -538,7 +538,7 @@ def _add_synth(sub):
                         "first is negative; repeat for several clips (OUT_0.wav, OUT_1.wav, ...)")
     p.add_argument("-o", "--output", required=True, help="output WAV file")
     _synthesis_args(p)
-    p.set_defaults(run=_usage_errors(_run_synth))
+    p.set_defaults(run=_usage_errors(_run_synth), every_core=True)
 
 
 def _run_synth(args):
@@ -607,7 +607,7 @@ def _add_evaluate(sub):
                    help="spectrogram grid (default evaluation.png; 'none' for no picture)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     p.add_argument("--workers", type=int, help="processes for pitch tracking (default: the CPU's cores)")
-    p.set_defaults(run=_usage_errors(_run_evaluate))
+    p.set_defaults(run=_usage_errors(_run_evaluate), every_core=True)
 
 
 def _run_evaluate(args):
@@ -650,7 +650,7 @@ def _add_describe(sub):
     p.add_argument("--length", type=_seconds, metavar="SECONDS",
                    help="describe only the first SECONDS of each clip (faster; default the whole clip)")
     _synthesis_args(p)
-    p.set_defaults(run=_usage_errors(_run_describe))
+    p.set_defaults(run=_usage_errors(_run_describe), every_core=True)
 
 
 def _run_describe(args):
@@ -714,7 +714,7 @@ def _add_invert(sub):
                    help="gradient steps on the layer's activations afterwards (default 0)")
     p.add_argument("--layer", default="conv0", help="layer to refine and record (default conv0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.set_defaults(run=_usage_errors(_run_invert))
+    p.set_defaults(run=_usage_errors(_run_invert), every_core=True)
 
 
 def _run_invert(args):
@@ -778,7 +778,7 @@ def _add_directions(sub):
     p.add_argument("--latent-samples", type=int, default=DEFAULT_LATENT_SAMPLES,
                    help=f"samples for the latent directions (default {DEFAULT_LATENT_SAMPLES}; 0: none; "
                         "with --per-pitch, shared among the pitches)")
-    p.set_defaults(run=_usage_errors(_run_directions))
+    p.set_defaults(run=_usage_errors(_run_directions), every_core=True)
 
 
 def _run_directions(args):
@@ -881,6 +881,12 @@ def main(argv=None):
     from .errors import GanspacesynthError
 
     try:
+        if getattr(args, "every_core", False):
+            # These commands run offline: no audio needs a core, so they take every one
+            # (GANSPACESYNTH_THREADS still decides when set).
+            from .threads import use_every_core
+
+            use_every_core()
         return args.run(args) or 0
     except GanspacesynthError as error:
         print(f"ganspacesynth {args.command}: error: {error}", file=sys.stderr)

@@ -87,3 +87,17 @@ def configure_threads(threads=None):
                 f"process starts again (send 'threads' before the first load, or set "
                 f"{THREADS_ENV})") from None
     return current_threads() or count
+
+
+def use_every_core():
+    """For work that runs offline (the command line's generate, pca, directions, ...): give
+    TensorFlow every core, unless ``GANSPACESYNTH_THREADS`` says otherwise or a count was
+    already chosen in this process. The one-fewer default is for playing live. Returns the
+    count in effect."""
+    if os.environ.get(THREADS_ENV, "").strip() or current_threads():
+        return configure_threads()
+    try:
+        return configure_threads(os.cpu_count() or 1)
+    except GanspacesynthError:  # TensorFlow started already, with its own count: keep it
+        return configure_threads()
+
