@@ -1,14 +1,15 @@
 """How well PCA components and named directions each move one thing: the README's matrix.
 
-    python benchmarks/disentanglement.py                      # the default model: ~20 min on 2 cores
-    python benchmarks/disentanglement.py --named dirs.npz     # reuse named directions fitted before
-    python benchmarks/disentanglement.py MODEL --png matrix.png --starts 64
-    python benchmarks/disentanglement.py --save dirs.npz      # keep the fitted ones, to measure again
-    python benchmarks/disentanglement.py --per-pitch          # one set per pitch too: ~90 min
+    python benchmarks/disentanglement.py --png matrix.png     # the README's, 64 starts: ~11 min on 2 cores
+    python benchmarks/disentanglement.py --named dirs.npz     # named directions from another file
+    python benchmarks/disentanglement.py MODEL --fit --save dirs.npz   # fit them first: ~25 min
+    python benchmarks/disentanglement.py --fit --per-pitch    # one set per pitch too: ~90 min
 
-Fits named directions (``compute_directions`` with its defaults, seed 0;
-with ``--per-pitch`` one set per pitch too) unless ``--named`` gives them,
-then measures the disentanglement matrix of
+Measures the model's own named directions (``named.npz`` in its folder, as
+the default model ships them), or the file ``--named`` gives, or with
+``--fit`` (or when the model has none) fits them first (``compute_directions``
+with its defaults, seed 0; with ``--per-pitch`` one set per pitch too); then
+measures the disentanglement matrix of
 the model's first four PCA components and of the named directions on the
 same starts (random z at random pitches, z space, -2..2 in 9 points), and
 prints one table: Spearman's rho of each descriptor with the coefficient,
@@ -53,20 +54,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", default="default")
     parser.add_argument("--pca", default="default", help="PCA file (default: the model's own)")
-    parser.add_argument("--named", help="named directions file (default: fit them first)")
-    parser.add_argument("--starts", type=int, default=32, help="random starts (default 32)")
+    parser.add_argument("--named", help="named directions file (default: the model's own named.npz)")
+    parser.add_argument("--fit", action="store_true", help="fit named directions instead of loading them")
+    parser.add_argument("--starts", type=int, default=64, help="random starts (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     parser.add_argument("--png", help="write the matrix as a heat map")
     parser.add_argument("--save", help="write the fitted named directions to this PCA file")
     parser.add_argument("--per-pitch", action="store_true",
-                        help="fit one set per pitch too (compute_directions(per_pitch=True), ~75 min)")
+                        help="fit, with one set per pitch too (compute_directions(per_pitch=True), ~75 min)")
     args = parser.parse_args(argv)
 
     model = load_model(args.model)
     pca = load_pca(args.pca if args.pca != "default" or args.model == "default" else
                    Path(args.model) / "pca.npz", model=model)
-    if args.named:
-        named = load_pca(args.named, model=model)
+    shipped = Path(model.source) / "named.npz" if model.source else None
+    if args.named or (not (args.fit or args.per_pitch) and shipped is not None and shipped.is_file()):
+        named = load_pca(args.named or shipped, model=model)
     else:
         began = time.perf_counter()
         named = compute_directions(model, per_pitch=args.per_pitch, progress=True)

@@ -166,7 +166,8 @@ def seed_run(run_dir: Path):
 
 
 def ship(model: Path, dataset_dir: Path, work: Path, target: Path):
-    """PCA into the installed model folder; the evaluation printed and kept in WORK."""
+    """PCA and named directions into the installed model folder; the evaluation printed and
+    kept in WORK."""
     import ganspacesynth
     from ganspacesynth.evaluate import evaluate, save_json
 
@@ -175,6 +176,10 @@ def ship(model: Path, dataset_dir: Path, work: Path, target: Path):
                                     estimator="cov", seed=0)
     pca.save(target / "pca.npz")
     print(f"PCA: {target / 'pca.npz'}")
+    # `ganspacesynth directions default --per-pitch`: about 75 minutes on 2 cores
+    named = ganspacesynth.compute_directions(loaded, per_pitch=True, progress=True)
+    named.save(target / "named.npz")
+    print(f"named directions: {target / 'named.npz'}")
     result = evaluate(loaded, dataset_dir, seed=0, plot=work / "evaluation.png", progress=print)
     save_json(result, work / "evaluation.json")
     print(result.format())

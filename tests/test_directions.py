@@ -208,6 +208,19 @@ def test_directions_fitted_pitch_by_pitch(tmp_path, reference_model):
         compute_directions(model, ["brightness", "loudness"], per_pitch=True, pitch_starts=3, **fit)
 
 
+def test_the_default_model_ships_named_directions():
+    """named.npz beside the default model: the four descriptors, a set at each of its pitches,
+    latent directions for each, made for this model (load_pca checks the identifier)."""
+    import ganspacesynth
+
+    model = ganspacesynth.load_model("default")
+    named = load_pca("named", model=model)
+    assert named.names == ["brightness", "loudness", "noisiness", "pitch-salience"]
+    assert named.estimator == "named" and named.latent_directions is not None
+    assert list(named.pitch_sets) == list(model.pitches)
+    assert all(s.latent_directions is not None and s.names == named.names for s in named.pitch_sets.values())
+
+
 def test_cli_directions_and_matrix(tmp_path, capsys):
     from ganspacesynth.cli import main
 

@@ -431,6 +431,7 @@ def test_knob_names_and_find(pd_dir, tmp_path):
         ("pca default", None),
         ("knob loudness 1", "knob: the PCA's components have no names"),
         (f"pca {named}", None),
+        ("pca named", None),  # the default model's own named directions, found in its folder
         ("knob colour 1", "knob: no component is called 'colour'; the names are " + " ".join(NAMES)),
         ("knob 3 1", "knob: expected a component's name and a value"),
         ("find", "find: expected an audio file"),
@@ -481,6 +482,8 @@ def test_knob_names_and_find(pd_dir, tmp_path):
     assert audio_distance(played, target) == pytest.approx(distance, rel=5e-3)
     assert distance < audio_distance(before, target)
 
+    # `pca FILE` and `pca named` each loaded named directions
+    assert printed(stderr, "mistakes").count("names " + " ".join(NAMES)) == 2, printed(stderr, "mistakes")
     errors = [r[len("error "):] for r in printed(stderr, "mistakes") if r.startswith("error")]
     assert len(errors) == len(expected), errors
     for want in expected:
