@@ -168,7 +168,7 @@ def main(argv=None):
     if code or not stats or errors:
         print("\n".join(lines[-40:]))
         sys.exit(f"Pd exited with status {code}; errors: {errors[:5]}")
-    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us = map(float, stats[-1].split()[1:7])
+    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us, _, blocks, slow = map(float, stats[-1].split()[1:10])
     ready = [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]  # not the warm-up
     (t0, v0), (t1, v1) = marks["start"], marks["end"]
     print(f"model {_shown(args.model)}" + (f", PCA {_shown(pca)}" if pca else " (z mode)"))
@@ -178,7 +178,8 @@ def main(argv=None):
     print(f"clips swapped in with a crossfade: {swaps:.0f}; blocks played silent for want of a clip: "
           f"{silent:.0f}")
     print(f"perform routine per 64-sample block: worst {max_us:.1f} us, mean {mean_us:.3f} us "
-          f"(wall clock); worst {cpu_max_us:.1f} us, mean {cpu_mean_us:.3f} us of the thread's own CPU time")
+          f"(wall clock); worst {cpu_max_us:.1f} us, mean {cpu_mean_us:.3f} us of the thread's own CPU time; "
+          f"{slow:.0f} of {blocks:.0f} blocks over 50 us of CPU")
     if v0 is not None and v1 is not None:
         print(f"voluntary context switches of Pd's main thread meanwhile: {v1 - v0}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

@@ -244,7 +244,7 @@ def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtim
     readies = [float(r.split()[1]) for r in replies if r.startswith("ready")]
     if errors or not stats:
         raise Failure(f"Pd reported errors {errors[:5]} or no stats:\n" + "\n".join(text[-30:]))
-    wall_max, wall_mean, silent, swaps, cpu_max, cpu_mean = map(float, stats[-1].split()[1:7])
+    wall_max, wall_mean, silent, swaps, cpu_max, cpu_mean, _, blocks, slow = map(float, stats[-1].split()[1:10])
     jack_start = "\n".join(line for _, line in jack_lines.lines[:12])
     return {
         "period": period, "generate": generate, "seconds": seconds, "model": model,
@@ -256,6 +256,7 @@ def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtim
         "loudest_db": float(value("loudest-db") or 0),
         "perform_wall_max_us": wall_max, "perform_wall_mean_us": wall_mean,
         "perform_cpu_max_us": cpu_max, "perform_cpu_mean_us": cpu_mean,
+        "perform_blocks": int(blocks), "perform_cpu_slow_blocks": int(slow),
         "silent_blocks": silent, "swaps": swaps,
         "generations": max(0, len(readies) - 1),
         "generation_ms": (sum(readies[1:]) / (len(readies) - 1)) if len(readies) > 1 else None,
@@ -663,8 +664,8 @@ def main(argv=None):
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
         return
     header = ("| period | generation | JACK xruns of Pd | driver's own xruns | Pd late ticks "
-              "(worst excess) | perform worst: wall / CPU | generations (mean) | loudest |")
-    rows = [header, "|---|---|---|---|---|---|---|---|"]
+              "(worst excess) | perform worst: wall / CPU | blocks over 50 us CPU | generations (mean) | loudest |")
+    rows = [header, "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for period in args.periods:
         for generate in (False, True):
@@ -678,7 +679,8 @@ def main(argv=None):
             rows.append(f"| {period} ({period * 1000 / RATE:.2f} ms) | {'on' if generate else 'off'} | "
                         f"{r['jack_xruns']} | {r['driver_xruns']} | {r['late_ticks']} "
                         f"({r['worst_excess_ms']:.1f} ms) | {r['perform_wall_max_us']:.0f} / "
-                        f"{r['perform_cpu_max_us']:.0f} us | {gen} | {r['loudest_db']:.0f} dB |")
+                        f"{r['perform_cpu_max_us']:.0f} us | {r['perform_cpu_slow_blocks']} of "
+                        f"{r['perform_blocks']} | {gen} | {r['loudest_db']:.0f} dB |")
             notes.append(f"period {period}, generation {'on' if generate else 'off'}: jackd real-time "
                          f"{'yes' if r['jack_realtime'] else 'no'}; threads: {describe_threads(r['threads'])}")
             print(rows[-1], flush=True)

@@ -265,7 +265,8 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     wall_ms = float(printed(stderr, "wall-ms")[0])
     logical_ms = float(printed(stderr, "logical-ms")[0])
     stats = [list(map(float, r.split()[1:])) for r in printed(stderr, "reply") if r.startswith("stats")]
-    (max1, mean1, silent1, swaps1, cpu1, cpumean1, _), (max2, mean2, silent2, swaps2, cpu2, cpumean2, _) = stats
+    (max1, mean1, silent1, swaps1, cpu1, cpumean1, _, blocks1, slow1), \
+        (max2, mean2, silent2, swaps2, cpu2, cpumean2, _, blocks2, slow2) = stats
     print(f"\nfirst generation (TensorFlow tracing + 1 s test delay): {wall_ms:.0f} ms of wall clock; "
           f"meanwhile Pd's logical time advanced {logical_ms:.0f} ms and the perform routine ran "
           f"{silent1:.3g} blocks waiting for the clip; worst block {max1:.1f} us "
@@ -282,6 +283,11 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     assert mean1 < 20 and mean2 < 20
     # the thread's own CPU time is part of the wall time it took
     assert 0 < cpumean1 <= mean1 + 1 and 0 <= cpu1 <= max1 + 1 and 0 <= cpu2 <= max2 + 1
+    # every block counted since the reset (the first report's include the silent ones), and
+    # a block over 50 us of CPU only when the worst was
+    assert blocks1 >= silent1 and blocks2 > 0
+    assert 0 <= slow1 <= blocks1 and 0 <= slow2 <= blocks2
+    assert (slow1 > 0) == (cpu1 > 50) and (slow2 > 0) == (cpu2 > 50)
     # The worst block includes the OS preempting Pd's thread (2 cores shared
     # with TensorFlow's threads): a sanity bound, not a real-time guarantee.
     assert max1 < 100_000 and max2 < 100_000

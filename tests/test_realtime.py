@@ -46,7 +46,8 @@ def test_pd_plays_on_jack_while_the_engine_generates(pd_dir, tmp_path, generate)
     print(f"\n{seconds:g} s at 64-frame periods, generation {'on' if generate else 'off'}: "
           f"{r['jack_xruns']} JACK xruns of Pd, {r['driver_xruns']} of the dummy driver itself, "
           f"{r['late_ticks']} late ticks of Pd (worst {r['worst_excess_ms']:.1f} ms late), "
-          f"perform worst {r['perform_wall_max_us']:.0f} us wall / {r['perform_cpu_max_us']:.0f} us CPU, "
+          f"perform worst {r['perform_wall_max_us']:.0f} us wall / {r['perform_cpu_max_us']:.0f} us CPU "
+          f"({r['perform_cpu_slow_blocks']} of {r['perform_blocks']} blocks over 50 us of CPU), "
           f"{r['generations']} generations, loudest {r['loudest_db']:.0f} dB; jackd real-time: "
           f"{r['jack_realtime']}; threads: {realtime.describe_threads(r['threads'])}")
     for key in ("jack_xruns", "driver_xruns", "late_ticks", "generations"):
@@ -54,6 +55,10 @@ def test_pd_plays_on_jack_while_the_engine_generates(pd_dir, tmp_path, generate)
     assert r["loudest_db"] > 40, "no sound at the outlet"
     assert r["silent_blocks"] == 0  # the clip was there from START on
     assert 0 < r["perform_cpu_mean_us"] and 0 < r["perform_wall_mean_us"]
+    # every 64-sample block since `stats reset` (at START) counted (within 10%: the times are
+    # when the lines were read, and a cycle JACK skips has no blocks)
+    assert abs(r["perform_blocks"] / (r["measured_s"] * realtime.RATE / 64) - 1) < 0.1
+    assert 0 <= r["perform_cpu_slow_blocks"] <= r["perform_blocks"]
     if generate:
         assert r["generations"] > 0 and r["swaps"] > 0
     else:
