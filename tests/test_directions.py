@@ -208,10 +208,14 @@ def test_directions_fitted_pitch_by_pitch(tmp_path, reference_model):
         compute_directions(model, ["brightness", "loudness"], per_pitch=True, pitch_starts=3, **fit)
 
 
-def test_the_default_model_ships_named_directions():
+def test_the_default_model_ships_named_directions(tmp_path):
     """named.npz beside the default model: the four descriptors, a set at each of its pitches,
-    latent directions for each, made for this model (load_pca checks the identifier)."""
+    latent directions for each, made for this model (load_pca checks the identifier); the
+    command line finds it by its bare name and plays the set of the clip's pitch."""
+    import soundfile
+
     import ganspacesynth
+    from ganspacesynth.cli import main
 
     model = ganspacesynth.load_model("default")
     named = load_pca("named", model=model)
@@ -219,6 +223,14 @@ def test_the_default_model_ships_named_directions():
     assert named.estimator == "named" and named.latent_directions is not None
     assert list(named.pitch_sets) == list(model.pitches)
     assert all(s.latent_directions is not None and s.names == named.names for s in named.pitch_sets.values())
+
+    wav = tmp_path / "brighter.wav"
+    assert main(["synth", "default", "named", "--z-seed", "0", "--pitch", "64", "--coeffs", "1.5",
+                 "-o", str(wav)]) == 0
+    played, _ = soundfile.read(str(wav), dtype="float32")
+    z = model.random_z(1, seed=0)[0]
+    own = model.synthesize(named.at_pitch(64), [1.5], z=z, pitch=64, space="z")
+    np.testing.assert_allclose(played, own, atol=1e-4 * np.abs(own).max())
 
 
 def test_cli_directions_and_matrix(tmp_path, capsys):
