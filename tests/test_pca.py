@@ -544,6 +544,8 @@ def test_cli_pca_synth_describe(tmp_path, capsys):
     assert rate == 16000 and audio.shape == (64000,)
     assert main(["synth", str(REFERENCE_DIR), str(out), "--coeffs", "1,2,3,4,5", "-o", str(wav)]) == 2
     assert "5 coefficients" in capsys.readouterr().err
+    assert main(["synth", str(REFERENCE_DIR), str(out), "--coeffs", "1", "--space", "z", "-o", str(wav)]) == 2
+    assert "give --z-seed" in capsys.readouterr().err
     assert main(["describe", str(REFERENCE_DIR), str(PCA_PICKLE), "-k", "1", "--points", "3",
                  "--plot", str(tmp_path / "d.png")]) == 0
     assert "component 0" in capsys.readouterr().out and (tmp_path / "d.png").exists()

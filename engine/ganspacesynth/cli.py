@@ -194,7 +194,7 @@ def _add_hallu(sub):
                                    "session file, or --model, --pca and --step options.")
     p.add_argument("session", nargs="?", help="Hallu session JSON (model, PCA, steps, settings)")
     p.add_argument("--model", help="model folder or 'default'")
-    p.add_argument("--pca", help="PCA file or 'default'")
+    p.add_argument("--pca", help="PCA file, 'default' or a bare name of a file in the model's folder, e.g. 'named'")
     p.add_argument("--step", action="append", metavar="C0,C1,...",
                    help="a principal step as comma-separated coefficients; repeat for each step")
     p.add_argument("--interp", type=int, help="points between consecutive steps (default 1)")
@@ -517,6 +517,8 @@ def _synthesis_args(p):
 
 
 def _synthesis_kwargs(model, args):
+    if args.space == "z" and args.z_seed is None:
+        raise ValueError("--space z adds the edit to a z's activation: give --z-seed")
     kwargs = {"space": args.space}
     if args.z_seed is not None:
         kwargs["z"] = model.random_z(1, seed=args.z_seed)[0]
@@ -532,7 +534,8 @@ def _add_synth(sub):
                                    "component_i, or the same edit added to a z's activation, or z moved "
                                    "along the latent directions.")
     p.add_argument("model", help="model folder or 'default'")
-    p.add_argument("pca", help="PCA file (.npz, or an original GANSpaceSynth pickle) or 'default'")
+    p.add_argument("pca", help="PCA file (.npz, or an original GANSpaceSynth pickle), 'default' or "
+                               "a bare name of a file in the model's folder, e.g. 'named'")
     p.add_argument("--coeffs", type=_coefficient_list, action="append", required=True, metavar="C0,C1,...",
                    help="comma-separated coefficients (missing ones are 0); write --coeffs=-1,0.5 when the "
                         "first is negative; repeat for several clips (OUT_0.wav, OUT_1.wav, ...)")
@@ -635,7 +638,7 @@ def _add_describe(sub):
                                    "mean in layer space; --starts random z in z and latent space), marking "
                                    "the directions that move one thing (own |rho| > 0.9, others < 0.3).")
     p.add_argument("model", help="model folder or 'default'")
-    p.add_argument("pca", help="PCA file or 'default'")
+    p.add_argument("pca", help="PCA file, 'default' or a bare name of a file in the model's folder, e.g. 'named'")
     p.add_argument("-k", "--components", type=int, default=4, help="components to sweep (default 4)")
     p.add_argument("--points", type=int, default=9, help="coefficients per sweep (default 9)")
     p.add_argument("--limit", type=float, default=2.0, help="sweep from -LIMIT to +LIMIT (default 2)")
