@@ -615,3 +615,17 @@ def test_knob_names_and_find(pd, gss, tmp_path, reference_model):
     obj.message("write snd")
     assert audio_distance(pd.read_array("snd"), target) == pytest.approx(distance, rel=1e-3)
     assert len(errors(obj)) == 7
+
+
+def test_the_default_models_named_directions_by_name(pd, gss):
+    """As [ganspacesynth~]: 'pca named' on the default model loads the named.npz shipped in
+    its folder (a bare name found nowhere near the patch), and 'knob' plays them."""
+    obj = new(pd, gss, "ganspacesynth", "default")
+    obj.wait_for("loaded", timeout=TIMEOUT)
+    obj.message("pca named")
+    obj.wait_for("names", timeout=TIMEOUT)
+    assert obj.replies("names")[0].atoms == ["brightness", "loudness", "noisiness", "pitch-salience"]
+    obj.message("knob brightness 1.5")
+    obj.message("generate")
+    obj.wait_for("ready", timeout=TIMEOUT)
+    assert not errors(obj)
