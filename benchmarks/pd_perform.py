@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "data" / "gansynth-reference"
 sys.path.insert(0, str(REPO / "tests"))
-from pd_patch import Patch, SetupError, locate_external  # noqa: E402  (the tests' patch writer)
+from pd_patch import Patch, SetupError, locate_external, parse_stats  # noqa: E402  (the tests' patch writer)
 
 
 def bench_patch(model, pca, changes, interval_ms):
@@ -168,7 +168,10 @@ def main(argv=None):
     if code or not stats or errors:
         print("\n".join(lines[-40:]))
         sys.exit(f"Pd exited with status {code}; errors: {errors[:5]}")
-    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us, _, blocks, slow = map(float, stats[-1].split()[1:10])
+    perform = parse_stats(stats[-1])
+    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us, blocks, slow = (
+        perform[key] for key in ("max_us", "mean_us", "silent_blocks", "swaps", "cpu_max_us",
+                                 "cpu_mean_us", "blocks", "slow_blocks"))
     ready = [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]  # not the warm-up
     (t0, v0), (t1, v1) = marks["start"], marks["end"]
     print(f"model {_shown(args.model)}" + (f", PCA {_shown(pca)}" if pca else " (z mode)"))

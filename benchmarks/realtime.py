@@ -52,7 +52,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from pd_patch import Patch, SetupError, locate_external  # noqa: E402  (the tests' patch writer)
+from pd_patch import Patch, SetupError, locate_external, parse_stats  # noqa: E402  (the tests' patch writer)
 
 RATE = 48000
 CHANGE_MS = 50
@@ -244,7 +244,7 @@ def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtim
     readies = [float(r.split()[1]) for r in replies if r.startswith("ready")]
     if errors or not stats:
         raise Failure(f"Pd reported errors {errors[:5]} or no stats:\n" + "\n".join(text[-30:]))
-    wall_max, wall_mean, silent, swaps, cpu_max, cpu_mean, _, blocks, slow = map(float, stats[-1].split()[1:10])
+    perform = parse_stats(stats[-1])
     jack_start = "\n".join(line for _, line in jack_lines.lines[:12])
     return {
         "period": period, "generate": generate, "seconds": seconds, "model": model,
@@ -254,10 +254,10 @@ def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtim
         "late_ticks": int(float(value("late-ticks") or 0)),
         "worst_excess_ms": float(value("worst-excess-ms") or 0),
         "loudest_db": float(value("loudest-db") or 0),
-        "perform_wall_max_us": wall_max, "perform_wall_mean_us": wall_mean,
-        "perform_cpu_max_us": cpu_max, "perform_cpu_mean_us": cpu_mean,
-        "perform_blocks": int(blocks), "perform_cpu_slow_blocks": int(slow),
-        "silent_blocks": silent, "swaps": swaps,
+        "perform_wall_max_us": perform["max_us"], "perform_wall_mean_us": perform["mean_us"],
+        "perform_cpu_max_us": perform["cpu_max_us"], "perform_cpu_mean_us": perform["cpu_mean_us"],
+        "perform_blocks": int(perform["blocks"]), "perform_cpu_slow_blocks": int(perform["slow_blocks"]),
+        "silent_blocks": perform["silent_blocks"], "swaps": perform["swaps"],
         "generations": max(0, len(readies) - 1),
         "generation_ms": (sum(readies[1:]) / (len(readies) - 1)) if len(readies) > 1 else None,
         "jack_realtime": "starting in realtime mode" in jack_start,

@@ -135,3 +135,15 @@ def relative_error(out, ref):
 
     assert out.shape == ref.shape, f"{out.shape} samples, the engine made {ref.shape}"
     return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+# the numbers of [ganspacesynth~]'s `stats` reply, in its order (the README's)
+STATS_FIELDS = ("max_us", "mean_us", "silent_blocks", "swaps", "cpu_max_us", "cpu_mean_us",
+                "starved_blocks", "blocks", "slow_blocks")
+
+
+def parse_stats(reply):
+    """A `stats ...` reply (without Pd's print prefix) as {field: number}."""
+    words = reply.split()
+    assert words[0] == "stats" and len(words) == 1 + len(STATS_FIELDS), reply
+    return dict(zip(STATS_FIELDS, map(float, words[1:])))

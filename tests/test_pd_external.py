@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pd_helpers import Patch, REPO, cmake_build, locate_external, printed, run_pd
+from pd_patch import parse_stats
 
 pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
@@ -264,9 +265,10 @@ def test_pd_never_waits_for_the_engine(pd_dir, tmp_path):
     assert code == 0, stderr[-3000:]
     wall_ms = float(printed(stderr, "wall-ms")[0])
     logical_ms = float(printed(stderr, "logical-ms")[0])
-    stats = [list(map(float, r.split()[1:])) for r in printed(stderr, "reply") if r.startswith("stats")]
-    (max1, mean1, silent1, swaps1, cpu1, cpumean1, _, blocks1, slow1), \
-        (max2, mean2, silent2, swaps2, cpu2, cpumean2, _, blocks2, slow2) = stats
+    fields = ("max_us", "mean_us", "silent_blocks", "swaps", "cpu_max_us", "cpu_mean_us", "blocks", "slow_blocks")
+    stats = [parse_stats(r) for r in printed(stderr, "reply") if r.startswith("stats")]
+    (max1, mean1, silent1, swaps1, cpu1, cpumean1, blocks1, slow1), \
+        (max2, mean2, silent2, swaps2, cpu2, cpumean2, blocks2, slow2) = ([s[f] for f in fields] for s in stats)
     print(f"\nfirst generation (TensorFlow tracing + 1 s test delay): {wall_ms:.0f} ms of wall clock; "
           f"meanwhile Pd's logical time advanced {logical_ms:.0f} ms and the perform routine ran "
           f"{silent1:.3g} blocks waiting for the clip; worst block {max1:.1f} us "
