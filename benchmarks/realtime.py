@@ -52,14 +52,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from pd_patch import Patch, SetupError, locate_external, parse_stats  # noqa: E402  (the tests' patch writer)
+from pd_patch import Patch, SetupError, locate_external, parse_stats, thread_table  # noqa: E402  (the tests' patch writer)
 
 RATE = 48000
 CHANGE_MS = 50
 TICK_MS = 5
 JACK_XRUN = "JackEngine::XRun: client = pure_data was not finished"
 DRIVER_XRUN = "JackTimedDriver::Process XRun"
-POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle"}
 
 
 class Failure(RuntimeError):
@@ -194,24 +193,6 @@ class Reader:
         return sum(1 for t, line in self.lines if text in line and t0 <= t <= t1)
 
 
-def thread_table(pid):
-    """[(name, nice, policy, rt priority)] of a running process's threads."""
-    rows = []
-    try:
-        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
-    except FileNotFoundError:
-        return rows
-    for tid in tids:
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        rows.append((name, int(fields[16]), POLICIES.get(int(fields[38]), fields[38]), int(fields[37])))
-    return rows
-
-
 def stop(process):
     """End a process we started, by its id: SIGTERM, then SIGKILL."""
     if process.poll() is None:
@@ -308,7 +289,7 @@ def run_on_jack(pd_dir, patch, *, period, budget, realtime=True, threads=None, e
                               + "\n".join(l for _, l in pd_lines.lines[-30:]))
             if pd_lines.first("START") is not None and not threads_seen:
                 time.sleep(1)
-                threads_seen = thread_table(pd.pid)
+                threads_seen = list(thread_table(pd.pid).values())
             time.sleep(0.1)
         time.sleep(0.2)
     finally:

@@ -56,6 +56,7 @@
 #define WORKER_STACK (8 << 20)  /* Python and TensorFlow want more than macOS's 512 kB */
 #define WORKER_NICE 10      /* how much nicer than Pd the worker and TensorFlow's threads run,
                                unless GANSPACESYNTH_WORKER_NICE says otherwise */
+#define WORKER_IDLE (-1)    /* GANSPACESYNTH_WORKER_NICE=idle: Linux's SCHED_IDLE (see worker_nice) */
 #define MAX_THREADS 1024    /* the most compute threads `threads` accepts */
 #define PERFORM_CPU_BUDGET_US 50  /* `stats` counts the blocks whose own CPU time passed this:
                                     a virtual machine's thread clock passes it now and then for
@@ -577,7 +578,14 @@ static int run_job(shared *sh, int engine, job *j)
 /* How much nicer than Pd the worker runs: WORKER_NICE, or 0..19 from
    GANSPACESYNTH_WORKER_NICE. 0 is for a Pd with no deadline, `pd -batch`
    rendering to a file say: its thread never sleeps, and beside any other
-   busy process a worker 10 nicer gets a tenth of a core. Only the worker
+   busy process a worker 10 nicer gets a tenth of a core. "idle" (WORKER_IDLE)
+   is for a Pd without real-time priority at short periods, where nice does
+   not keep the engine out of its way (the full size generating at one
+   thread, 64-frame periods: JACK counted 759 xruns of Pd in a minute at
+   nice 10, 784 at nice 19, against 7 without generating): Linux preempts a
+   SCHED_IDLE thread as soon as a normal one wakes on its core (115 xruns).
+   It is not the default because beside any other busy process a SCHED_IDLE
+   engine gets next to no CPU at all. Only the worker
    reads it (printing from there is safe: stderr, not Pd's console). */
 static int worker_nice(void)
 {
@@ -586,26 +594,31 @@ static int worker_nice(void)
     long value;
     if (!text || !*text)
         return WORKER_NICE;
+    if (!strcmp(text, "idle"))
+        return WORKER_IDLE;
     value = strtol(text, &end, 10);
     if (*end || value < 0 || value > 19)
     {
-        fprintf(stderr, "ganspacesynth~: GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19, "
-            "not \"%s\": the worker runs %d nicer than Pd\n", text, WORKER_NICE);
+        fprintf(stderr, "ganspacesynth~: GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19 "
+            "or idle, not \"%s\": the worker runs %d nicer than Pd\n", text, WORKER_NICE);
         return WORKER_NICE;
     }
     return (int)value;
 }
 
 /* The worker, and with it every thread it creates (Python's, TensorFlow's
-   compute pools: a new Linux thread inherits its creator's nice value), runs
-   WORKER_NICE nicer than Pd's thread, so that the engine yields the cores to
-   Pd whenever Pd wants them. On Linux nice is per thread: set it on the
-   worker's own thread id, from the worker, before it starts the engine. */
+   compute pools: a new Linux thread inherits its creator's nice value and
+   scheduling policy), runs WORKER_NICE nicer than Pd's thread, so that the
+   engine yields the cores to Pd whenever Pd wants them. On Linux nice is per
+   thread: set it on the worker's own thread id, from the worker, before it
+   starts the engine. "idle" runs it 19 nicer and in SCHED_IDLE. */
 static void lower_own_priority(void)
 {
 #ifdef __linux__
     id_t tid = (id_t)syscall(SYS_gettid);
-    int now, target, nicer = worker_nice();
+    int now, target, nicer = worker_nice(), idle = nicer == WORKER_IDLE;
+    if (idle)
+        nicer = 19;
     errno = 0;
     now = getpriority(PRIO_PROCESS, tid);
     if (errno || !nicer)
@@ -613,6 +626,13 @@ static void lower_own_priority(void)
     target = now + nicer > 19 ? 19 : now + nicer;
     if (setpriority(PRIO_PROCESS, tid, target))
         fprintf(stderr, "ganspacesynth~: cannot lower the worker's priority: %s\n", strerror(errno));
+    if (idle)
+    {
+        struct sched_param none = {0};
+        if (sched_setscheduler((pid_t)tid, SCHED_IDLE, &none))
+            fprintf(stderr, "ganspacesynth~: cannot run the worker in SCHED_IDLE (it runs at nice %d): %s\n",
+                target, strerror(errno));
+    }
 #endif
 }
 

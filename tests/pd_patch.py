@@ -147,3 +147,26 @@ def parse_stats(reply):
     words = reply.split()
     assert words[0] == "stats" and len(words) == 1 + len(STATS_FIELDS), reply
     return dict(zip(STATS_FIELDS, map(float, words[1:])))
+
+
+THREAD_POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle"}
+
+
+def thread_table(pid):
+    """{thread id: (name, nice, policy, real-time priority)} of a running process's threads, in
+    the order of their ids, from Linux's /proc/PID/task/*/stat (empty once it has ended)."""
+    table = {}
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except FileNotFoundError:
+        return table
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()  # fields[k] is stat's field k + 3
+        policy = int(fields[38])
+        table[int(tid)] = (name, int(fields[16]), THREAD_POLICIES.get(policy, str(policy)), int(fields[37]))
+    return table

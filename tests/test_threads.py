@@ -17,6 +17,7 @@ from ganspacesynth.errors import GanspacesynthError
 from ganspacesynth.instrument import Instrument
 from ganspacesynth.threads import THREADS_ENV, check_threads, default_threads, requested_threads
 from pd_helpers import Patch, REPO, locate_external, pd_binary, printed
+from pd_patch import thread_table
 
 WORKER_NICE = 10  # as in ganspacesynth~.c
 
@@ -138,35 +139,17 @@ def pd_dir():
     return locate_external(REPO / "build" / "pd-tests")
 
 
-def thread_table(pid):
-    """{tid: (name, nice)} of a running process, from /proc/PID/task/*/stat."""
-    table = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return table
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        table[int(tid)] = (name, int(fields[16]))  # field 19 of stat: nice
-    return table
-
-
 @pytest.mark.pd
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
-@pytest.mark.parametrize("worker_nice, nicer", [("3", 3), ("twenty", WORKER_NICE)])
+@pytest.mark.parametrize("worker_nice, nicer", [("3", 3), ("twenty", WORKER_NICE), ("idle", 19)])
 def test_threads_message_and_nice_in_pd(pd_dir, tmp_path, worker_nice, nicer):
     """`threads` before the first load is taken and replied; bad counts and a
     change after TensorFlow started are error replies; while the engine works
     every thread but Pd's own runs GANSPACESYNTH_WORKER_NICE nicer than Pd,
     or WORKER_NICE (also without it: tests/test_realtime.py) after saying
-    why a bad value was not taken."""
+    why a bad value was not taken; "idle": 19 nicer and in SCHED_IDLE, where Pd's
+    own thread stays in the normal policy."""
     patch = Patch()
     load = patch.obj("loadbang")
     gss = patch.obj("ganspacesynth~")
@@ -229,16 +212,19 @@ def test_threads_message_and_nice_in_pd(pd_dir, tmp_path, worker_nice, nicer):
     assert replies.count("threads 1") == 2, replies  # taken, then asked for
     assert len(errors) == 5, errors
 
-    main_name, main_nice = busiest.pop(process.pid)
+    main_name, main_nice, main_policy, _ = busiest.pop(process.pid)
     expected = min(19, main_nice + nicer)
     if nicer == WORKER_NICE:
-        assert ("GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19, not \"twenty\": "
+        assert ("GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19 or idle, not \"twenty\": "
                 f"the worker runs {WORKER_NICE} nicer than Pd") in stderr
-    print(f"\nPd's thread: nice {main_nice}; {len(busiest)} other threads: "
-          + ", ".join(f"{name} {nice}" for name, nice in sorted(busiest.values())))
+    print(f"\nPd's thread: nice {main_nice} {main_policy}; {len(busiest)} other threads: "
+          + ", ".join(f"{name} {nice} {policy}" for name, nice, policy, _ in sorted(busiest.values())))
     # the worker plus Python's and TensorFlow's threads
     assert len(busiest) >= 2, busiest
-    assert {nice for _, nice in busiest.values()} == {expected}, busiest
+    assert {nice for _, nice, _, _ in busiest.values()} == {expected}, busiest
+    assert main_policy == "other"
+    wanted = "idle" if worker_nice == "idle" else "other"
+    assert {policy for _, _, policy, _ in busiest.values()} == {wanted}, busiest
 
 
 # --- the pyext fallback -----------------------------------------------------------
