@@ -210,6 +210,24 @@ def test_cli_hallu_resampled_16_bit_with_plot(tmp_path):
     assert soundfile.info(str(again)).frames == round(seconds * 16000)
 
 
+def test_spectrogram_png_of_a_clip_with_digital_silence_warns_nothing(tmp_path):
+    """A rest of exact zeros (a Hallu composition's, a 16-bit file's) made matplotlib warn
+    "divide by zero" from log10 in every `--plot`; the picture floors its quiet end instead.
+    Also a clip of silence alone, and one shorter than an FFT frame."""
+    import warnings
+
+    from ganspacesynth.plot import save_spectrogram
+
+    rate = 16000
+    tone = np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
+    clips = {"rest": np.concatenate([tone, np.zeros(rate)]), "silence": np.zeros(rate), "short": tone[:300]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, clip in clips.items():
+            png = save_spectrogram(tmp_path / f"{name}.png", clip.astype(np.float32), rate)
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
 def test_cli_hallu_needs_steps(tmp_path, capsys):
     from ganspacesynth.cli import main
 
