@@ -497,3 +497,25 @@ def test_knob_names_and_find(pd_dir, tmp_path):
     for want in expected:
         assert [got for got in errors if got.startswith(want)], f"no error reply says {want!r}: {errors}"
     assert "cannot read" in errors[-1] and "nothing.wav" in errors[-1]
+
+
+def test_every_message_is_in_the_help_reference_and_the_readme():
+    """Each message the external takes (its class_addmethod names, bang aside) is named in
+    its help patch's [pd reference] and in the README's table of messages, so that a
+    message added to the C cannot go undocumented (`threads` once was, in the help)."""
+    source = (REPO / "pd_external" / "ganspacesynth~.c").read_text()
+    names = set(re.findall(r'class_addmethod\([^;]*?gensym\("([^"]+)"\)', source)) - {"dsp"}
+    settings = re.search(r"hallu_settings\[\] = \{([^}]*)\}", source).group(1)
+    names |= set(re.findall(r'"([^"]+)"', settings))
+    assert {"load", "threads", "stats", "interp", "release"} <= names, names  # the patterns still match
+
+    help_patch = (REPO / "pd_external" / "ganspacesynth~-help.pd").read_text()
+    reference = help_patch[help_patch.index("reference 0;"):help_patch.index("pd reference;")]
+    reference_words = set(re.findall(r"[\w-]+", " ".join(
+        line.split(" ", 4)[4] for line in reference.split(";\n") if line.startswith("#X text"))))
+    readme = (REPO / "README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| `")]
+    readme_words = set(re.findall(r"`([\w-]+)", "\n".join(table)))
+    readme_words |= set(re.findall(r", `([\w-]+)", "\n".join(table)))
+    assert names - reference_words == set(), "not in the help patch's [pd reference]"
+    assert names - readme_words == set(), "not in the README's table of messages"
