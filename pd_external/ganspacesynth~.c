@@ -583,7 +583,7 @@ static int run_job(shared *sh, int engine, job *j)
    not keep the engine out of its way (the full size generating at one
    thread, 64-frame periods: JACK counted 759 xruns of Pd in a minute at
    nice 10, 784 at nice 19, against 7 without generating): Linux preempts a
-   SCHED_IDLE thread as soon as a normal one wakes on its core (115 xruns).
+   SCHED_IDLE thread as soon as a normal one wakes on its core (155, against 13).
    It is not the default because beside any other busy process a SCHED_IDLE
    engine gets next to no CPU at all. Only the worker
    reads it (printing from there is safe: stderr, not Pd's console). */
