@@ -169,20 +169,18 @@ def main(argv=None):
         print("\n".join(lines[-40:]))
         sys.exit(f"Pd exited with status {code}; errors: {errors[:5]}")
     perform = parse_stats(stats[-1])
-    max_us, mean_us, silent, swaps, cpu_max_us, cpu_mean_us, blocks, slow = (
-        perform[key] for key in ("max_us", "mean_us", "silent_blocks", "swaps", "cpu_max_us",
-                                 "cpu_mean_us", "blocks", "slow_blocks"))
     ready = [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]  # not the warm-up
     (t0, v0), (t1, v1) = marks["start"], marks["end"]
     print(f"model {_shown(args.model)}" + (f", PCA {_shown(pca)}" if pca else " (z mode)"))
     print(f"{args.changes} changes, one every {args.interval} ms, over {t1 - t0:.1f} s of wall clock")
     print(f"generations finished: {len(ready)} (the others coalesced), "
           f"median {statistics.median(ready):.0f} ms on the worker" if ready else "no generation finished")
-    print(f"clips swapped in with a crossfade: {swaps:.0f}; blocks played silent for want of a clip: "
-          f"{silent:.0f}")
-    print(f"perform routine per 64-sample block: worst {max_us:.1f} us, mean {mean_us:.3f} us "
-          f"(wall clock); worst {cpu_max_us:.1f} us, mean {cpu_mean_us:.3f} us of the thread's own CPU time; "
-          f"{slow:.0f} of {blocks:.0f} blocks over 50 us of CPU")
+    print(f"clips swapped in with a crossfade: {perform['swaps']:.0f}; blocks played silent for want of "
+          f"a clip: {perform['silent_blocks']:.0f}")
+    print(f"perform routine per 64-sample block: worst {perform['max_us']:.1f} us, mean "
+          f"{perform['mean_us']:.3f} us (wall clock); worst {perform['cpu_max_us']:.1f} us, mean "
+          f"{perform['cpu_mean_us']:.3f} us of the thread's own CPU time; {perform['slow_blocks']:.0f} of "
+          f"{perform['blocks']:.0f} blocks over 50 us of CPU")
     if v0 is not None and v1 is not None:
         print(f"voluntary context switches of Pd's main thread meanwhile: {v1 - v0}")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
