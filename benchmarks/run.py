@@ -5,10 +5,14 @@
 
 Each figure is the median of ``--repeats`` runs after a warm-up, with the
 spread (max - min) beside it. The *floor* is the arithmetic of one clip of the
-released architecture divided by this machine's float32 matrix-multiply rate
+released architecture divided by the rate at which TensorFlow, the engine's
+own math library, multiplies large float32 matrices on the same threads,
 measured in the same run: a clip cannot be generated faster than its FLOPs at
-the rate the machine multiplies matrices. Tests check behaviour; speed is
-only ever measured here.
+that rate. The same floor is given for each part a knob turn waits for
+(``Instrument.generate_parts``), its multiply-adds counted from the graph
+TensorFlow runs. Tests check behaviour; speed is only ever measured here.
+
+    python benchmarks/run.py --threads 1 --only generation --only parts
 """
 
 import argparse
@@ -104,12 +108,32 @@ def clip_flops(config, fused=True):
 
 
 def matmul_rate(repeats):
+    """TensorFlow's float32 matrix-product rate (FLOP/s, and its spread) on the threads it was
+    given: the engine's convolutions use the same library and threads. (Not numpy: its BLAS
+    may be built for another CPU than TensorFlow's kernels.)"""
+    import tensorflow as tf
+
     n = 2048
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    a = tf.constant(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
+    b = tf.constant(np.random.default_rng(1).standard_normal((n, n)).astype(np.float32))
+    product = tf.function(tf.linalg.matmul)
     flops = 2 * n ** 3
-    times = timings(lambda: a @ b, repeats, warmup=2)
+    times = timings(lambda: product(a, b).numpy(), repeats, warmup=2)
     return flops / statistics.median(times), flops / min(times) - flops / max(times)
+
+
+def graph_multiply_adds(function, *specs):
+    """Multiply-adds of the convolutions and matrix products in ``function``'s graph for
+    inputs of ``specs``: exactly the arithmetic TensorFlow runs, cut rows included."""
+    graph = function.get_concrete_function(*specs).graph
+    total = 0
+    for op in graph.get_operations():
+        if op.type == "Conv2D":
+            kh, kw, cin, _ = op.inputs[1].shape
+            total += int(np.prod(op.outputs[0].shape[1:])) * kh * kw * cin
+        elif op.type in ("MatMul", "BatchMatMulV2"):
+            total += int(np.prod(op.outputs[0].shape)) * op.inputs[0].shape[-1]
+    return total
 
 
 def full_size_model():
@@ -130,7 +154,7 @@ def bench_generation(table, args, model):
     table.add("clip arithmetic, released architecture as written", clip_flops(model.config, fused=False) / 1e9,
               unit="GFLOP")
     table.add("  as computed (upscale fused into the next conv)", flops / 1e9, unit="GFLOP")
-    table.add("numpy float32 matmul rate (2048^3)", rate / 1e9, rate_spread / 1e9, "GFLOP/s")
+    table.add("TensorFlow float32 matmul rate (2048^3)", rate / 1e9, rate_spread / 1e9, "GFLOP/s")
     table.add("floor: clip FLOPs / matmul rate", floor, unit="s/clip")
     results = {"floor": floor}
     for batch in (1, 8):
@@ -147,6 +171,29 @@ def bench_generation(table, args, model):
     seconds, spread = measure(lambda: spectral.specgrams_to_waves(spec), args.repeats)
     table.add("  of which the inverse STFT (mel -> audio)", seconds, spread, "s/clip")
     return results
+
+
+def bench_parts(table, args, model):
+    """What a knob turn waits for: each part ``Instrument.generate_parts`` makes first (its
+    leading frames only, one graph, from the z input as the `z` mode plays), against the floor
+    of its own multiply-adds at TensorFlow's matmul rate. The first part's floor is as fast as
+    a change can be heard on these threads, however the convolutions were written."""
+    import tensorflow as tf
+    from ganspacesynth import spectral
+    from ganspacesynth.instrument import PART_FRAMES
+
+    rate, _ = matmul_rate(args.repeats)
+    z = model.random_z(1, seed=0)
+    specs = (tf.TensorSpec((1, model.latent_size), tf.float32),
+             tf.TensorSpec((1, model.config.num_pitches), tf.float32))
+    for frames in (*PART_FRAMES, spectral.N_FRAMES):
+        length = spectral.samples_for_frames(frames)
+        macs = graph_multiply_adds(model._function(-1, None, model.frames_for_length(length)), *specs)
+        seconds, spread = measure(lambda: model.generate(z, 60, length=length), args.repeats)
+        floor = 2 * macs / rate
+        name = "whole clip" if frames == spectral.N_FRAMES else f"part of {frames} frames"
+        table.add(f"{name}: {macs / 1e9:.3f} G multiply-adds, floor {floor * 1e3:.1f} ms",
+                  seconds * 1e3, spread * 1e3, "ms", f"{seconds / floor:.2f} x floor")
 
 
 def bench_load(table, args, model):
@@ -253,6 +300,7 @@ def bench_pd(table, args, model):
 
 SECTIONS = {
     "generation": bench_generation,
+    "parts": bench_parts,
     "load": bench_load,
     "bridge": bench_bridge,
     "hallu": bench_hallu,
@@ -267,9 +315,15 @@ def main(argv=None):
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS),
                         help="run only this section (repeatable)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    parser.add_argument("--threads", type=int, help="TensorFlow's compute threads in this process "
+                        "(default: every core, as the offline commands; the Pd external's default "
+                        "is one fewer)")
     args = parser.parse_args(argv)
 
-    machine = machine_line()
+    from ganspacesynth.threads import configure_threads, use_every_core
+
+    threads = configure_threads(args.threads) if args.threads else use_every_core()
+    machine = f"{machine_line()}, {threads} TensorFlow thread(s)"
     print(machine)
     table = Table()
     model = full_size_model()

@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,27 @@ def test_first_rows_of_a_conv_equal_the_whole_conv_cut():
         whole = conv(x)
         for rows in range(1, 8 - kernel_shape[0] // 2):
             np.testing.assert_allclose(conv.first_rows(x, rows), whole[:, :rows], rtol=0, atol=1e-5)
+
+
+def test_the_benchmarks_arithmetic_is_what_tensorflow_runs():
+    """benchmarks/run.py's floors: the multiply-adds counted in the traced graph of a whole
+    clip are the architecture's count as the engine computes it (ModelConfig.multiply_adds),
+    and a part's are fewer and grow with its frames."""
+    import tensorflow as tf
+    from ganspacesynth.config import ModelConfig
+    from ganspacesynth.generator import Generator
+    from ganspacesynth.model import Model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from run import clip_flops, graph_multiply_adds
+
+    model = Model(Generator(ModelConfig()))  # the released architecture, as the benchmark's
+    specs = (tf.TensorSpec((1, model.latent_size), tf.float32),
+             tf.TensorSpec((1, model.config.num_pitches), tf.float32))
+    whole = graph_multiply_adds(model._function(-1, None, None), *specs)
+    assert whole == clip_flops(model.config) // 2
+    parts = [graph_multiply_adds(model._function(-1, None, frames), *specs) for frames in (7, 10, 16, 64)]
+    assert parts == sorted(parts) and parts[-1] < whole
 
 
 def test_input_conv_equals_the_conv_of_the_padded_point():

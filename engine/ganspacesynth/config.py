@@ -76,11 +76,15 @@ class ModelConfig:
         ``fused``: as the engine computes it, with each block-opening 3x3 conv
         on the upscaled input done as 2x2 convs on the input padded by one
         (``generator.upscale_conv``: the even output rows over h/2 positions,
-        the odd ones over h/2, each w/2 + 1 wide with both column phases);
+        the odd ones over h/2, each w/2 + 1 wide with both column phases), and
+        block 1's conv0 as one matrix product (``InputConv``: each output reads
+        the one input pixel through one tap, the padding's zeros are skipped);
         otherwise as the architecture is written.
         """
         h, w = self.block_shape(block)
         kh, kw, cin, cout = self.kernel_shapes(block)[layer]
+        if fused and layer == "conv0" and block == 1:
+            return h * w * cin * cout
         if fused and layer == "conv0" and block > 1 and (kh, kw) == (3, 3):
             return 2 * (h // 2) * (w // 2 + 1) * 2 * 2 * cin * 2 * cout
         return h * w * kh * kw * cin * cout
