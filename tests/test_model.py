@@ -105,6 +105,29 @@ def test_the_benchmarks_arithmetic_is_what_tensorflow_runs():
     assert parts == sorted(parts) and parts[-1] < whole
 
 
+def test_a_batch_is_computed_a_few_clips_per_call(monkeypatch):
+    """Clips of a batch come out as one array whatever the chunks, each the clip it is alone,
+    and a call's activations stay within CHUNK_BYTES (2 clips of the default model, 1 of the
+    full size: README)."""
+    import ganspacesynth.model as model_module
+    from ganspacesynth.config import ModelConfig
+    from ganspacesynth.generator import Generator
+
+    model = ganspacesynth.load_model("default")
+    assert model.clips_per_call() == 2
+    assert model_module.Model(Generator(ModelConfig())).clips_per_call() == 1
+    z = model.random_z(5, seed=0)
+    pitches = [60, 62, 64, 65, 67]
+    alone = np.concatenate([model.generate_specgrams(z[i], pitches[i]) for i in range(5)])
+    calls = []
+    function = model._spectrogram_function(-1, None)
+    monkeypatch.setattr(model, "_spectrogram_function",
+                        lambda *args: lambda *inputs: calls.append(len(inputs[0])) or function(*inputs))
+    together = model.generate_specgrams(z, pitches)
+    assert calls == [2, 2, 1]
+    np.testing.assert_allclose(together, alone, rtol=0, atol=ROUNDING)
+
+
 def test_input_conv_equals_the_conv_of_the_padded_point():
     import tensorflow as tf
     from ganspacesynth.generator import InputConv
@@ -170,6 +193,10 @@ def test_a_whole_spectrogram_in_steps_is_the_same_and_can_be_stopped(reference_m
             assert sum(work[first - start:stop - start]) >= CHECKED_STEP_SHARE * sum(work)
     steps_from_z, steps_from_conv0, steps_from_mid = (len(model.checked_steps(s)) for s in (-1, 0, mid))
     assert steps_from_z >= 4
+    # each call of a few clips (clips_per_call) checks after each of its steps
+    calls = -(-len(z) // model.clips_per_call())
+    steps_from_z, steps_from_conv0, steps_from_mid = (calls * n for n in (steps_from_z, steps_from_conv0,
+                                                                          steps_from_mid))
 
     whole = model.generate_specgrams(z, midi)
     from_layer = model.specgrams_from_layer("conv1_2", model.layer_output("conv1_2", z, midi))

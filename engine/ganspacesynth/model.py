@@ -27,6 +27,13 @@ from . import spectral
 DEFAULT_MODEL = "default"
 # checking_between_layers: the least share of a whole spectrogram's work between two checks
 CHECKED_STEP_SHARE = 1 / 16
+# The most bytes the largest layer's activations of the clips computed in one call may take:
+# a batch is computed a few clips at a time. Each layer's bias, leaky ReLU and pixel norm are
+# passes over memory, and once a call's activations outgrow the CPU's cache every pass goes to
+# RAM: on the 2-core machine (32 MB of L3) a batch of 64 clips of the default model (4 MB a
+# clip in its top layer) took twice as long per clip as batches of 2, and 8 full-size clips
+# (16 MB each) 1.4 times as long as 1.
+CHUNK_BYTES = 8 << 20
 
 
 def resolve_model_path(path) -> Path:
@@ -341,6 +348,22 @@ class Model:
         audio = spectral.specgrams_to_waves(specgrams)
         return audio if length is None else audio[..., :int(length)]
 
+    def clips_per_call(self):
+        """How many clips one graph call computes: as many as keep the largest layer's
+        activations of whole clips within ``CHUNK_BYTES``, at least one. The same for a clip's
+        first frames only: TensorFlow may sum in another order for another batch size, and a
+        start should be the whole clip's as nearly as the batch allows."""
+        largest = max(int(np.prod(self.layer_shape(name))) for name in self.layer_names)
+        return max(1, CHUNK_BYTES // (4 * largest))
+
+    def _in_chunks(self, function, *inputs):
+        """``function`` over the clips of ``inputs`` (arrays with one row per clip), a few clips
+        per call (``clips_per_call``), as one array."""
+        step = self.clips_per_call()
+        chunks = [function(*(tf.constant(a[i:i + step]) for a in inputs)).numpy()
+                  for i in range(0, len(inputs[0]), step)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
     def generate_specgrams(self, z, pitch, frames=None):
         """Denormalised mel spectrograms (n, 128, 1024, 2): log magnitude, instantaneous frequency.
 
@@ -350,8 +373,7 @@ class Model:
         """
         z = self.latents(z)
         labels = self.pitch_labels(pitch, len(z))
-        function = self._spectrogram_function(-1, self._frames(frames))
-        return function(tf.constant(z), tf.constant(labels)).numpy()
+        return self._in_chunks(self._spectrogram_function(-1, self._frames(frames)), z, labels)
 
     def generate(self, z, pitch, length=None):
         """Audio (n, audio_length) float32 at ``sample_rate`` for latent vectors and pitch(es).
@@ -386,7 +408,7 @@ class Model:
         """Spectrograms with layer ``name``'s output replaced by ``values`` (z and pitch no longer
         count); ``frames`` as in ``generate_specgrams``."""
         index, values = self._layer_values(name, values)
-        return self._spectrogram_function(index, self._frames(frames))(tf.constant(values)).numpy()
+        return self._in_chunks(self._spectrogram_function(index, self._frames(frames)), values)
 
     def generate_from_layer(self, name, values, length=None):
         """Audio with layer ``name``'s output replaced by ``values``: the hook GANSpace edits through.
