@@ -16,6 +16,7 @@ TensorFlow runs. Tests check behaviour; speed is only ever measured here.
 """
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -107,10 +108,12 @@ def clip_flops(config, fused=True):
                    for layer in ["conv0", "conv1"] + (["to_rgb"] if block == config.num_blocks else []))
 
 
+@functools.lru_cache(maxsize=None)
 def matmul_rate(repeats):
     """TensorFlow's float32 matrix-product rate (FLOP/s, and its spread) on the threads it was
     given: the engine's convolutions use the same library and threads. (Not numpy: its BLAS
-    may be built for another CPU than TensorFlow's kernels.)"""
+    may be built for another CPU than TensorFlow's kernels.) Measured once per run, so that
+    every floor in the table is over the same rate."""
     import tensorflow as tf
 
     n = 2048
