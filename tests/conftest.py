@@ -38,3 +38,18 @@ def reference_model():
 
     return ganspacesynth.load_model(REFERENCE_DIR)
 
+
+
+# The files that take longest (measured on the 2-core machine: 75-525 s each), longest
+# first. `.ci/run` hands whole files to its workers in collection order
+# (--dist loadfile --no-loadscope-reorder), so these start first and the short files fill
+# in at the end; xdist's own order (most tests first) left a 150-s file of wall-clock waits
+# (the JACK minute) and a 76-s one (a pip install) for the last minutes, one per worker.
+LONGEST_FILES = ("test_train.py", "test_pyext_real.py", "test_pd_external.py", "test_realtime.py",
+                 "test_invert.py", "test_threads.py", "test_pd_abuse.py", "test_model.py",
+                 "test_hallu_plays.py", "test_hallu_pd.py", "test_readme_install.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
