@@ -39,7 +39,6 @@ def reference_model():
     return ganspacesynth.load_model(REFERENCE_DIR)
 
 
-
 # The files that take longest (measured on the 2-core machine: 75-525 s each), longest
 # first. `.ci/run` hands whole files to its workers in collection order
 # (--dist loadfile --no-loadscope-reorder), so these start first and the short files fill
