@@ -242,7 +242,12 @@ class Model:
 
             # setdefault: players sharing this model (shared_models.py) may ask
             # at once from different threads, and must all get the one graph.
-            return self._compiled.setdefault(key, tf.function(forward, reduce_retracing=True))
+            # autograph=False: the generator's loops and branches are over the
+            # architecture and the row plan, plain Python values, so AutoGraph's
+            # rewriting of them changes nothing in the graph and cost a third of
+            # a load's tracing (the default model's load: 5.1-5.6 s -> 3.6-3.8 s).
+            function = tf.function(forward, reduce_retracing=True, autograph=False)
+            return self._compiled.setdefault(key, function)
         return self._compiled[key]
 
     @contextlib.contextmanager
