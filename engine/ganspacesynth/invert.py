@@ -232,6 +232,10 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     labels = tf.constant(model.pitch_labels([c[1] for c in chosen], len(chosen)))
     # Large steps first to cross the rugged landscape, small ones at the end to settle.
     optimizer = tf.keras.optimizers.Adam(_schedule(learning_rate, steps))
+    # Adam's moments made now, not by the first step: a graph whose first call creates
+    # variables is traced twice (once to make them, once to run), and these graphs, with a
+    # gradient through the generator and the STFTs, take seconds each to trace.
+    optimizer.build([z_var])
     best = np.array([c[0] for c in chosen])
     best_z = z_var.numpy().copy()
     history = [float(best.min())]
@@ -279,6 +283,8 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
         floor = float(target_magnitudes.numpy().max()) - MAGNITUDE_FLOOR
         magnitude_optimizer = tf.keras.optimizers.Adam(_schedule(layer_learning_rate, magnitude_steps))
         layer_optimizer = tf.keras.optimizers.Adam(_schedule(layer_learning_rate, audio_steps))
+        magnitude_optimizer.build([u_var])  # as for z's: each step graph traced once
+        layer_optimizer.build([u_var])
 
         @tf.function(reduce_retracing=True)
         def magnitude_step():
