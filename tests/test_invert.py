@@ -83,6 +83,34 @@ def test_inverting_a_clip_of_the_model_finds_it(tmp_path, reference_model, targe
     assert len(record["layer_values"]) == 2 * 16 * 32 and wav.name == "found.wav" and wav.exists()
 
 
+def test_a_search_with_kept_graphs_finds_what_new_graphs_find(target):
+    import ganspacesynth
+    from ganspacesynth.invert import graphs_for
+
+    def same(a, b):
+        assert (a.pitch, a.distance, a.distance_z, a.history) == (b.pitch, b.distance, b.distance_z, b.history)
+        for name in ("z", "layer_values", "audio"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+    model = ganspacesynth.load_model(REFERENCE_DIR)  # no graphs kept yet
+    search = dict(pitch=PITCH, starts=2, keep=2, steps=2, layer_steps=2, seed=2)
+    new = invert(model, target, **search)
+    # Another search in between moves all that is kept: target, z, the layer's rows, Adam's
+    # moments and step count, the learning rates' schedules.
+    other = model.generate(model.random_z(1, seed=3), PITCH)[0]
+    invert(model, other, **{**search, "seed": 4, "steps": 3, "layer_steps": 4})
+    same(invert(model, target, **search), new)
+    kept = model._inversion_graphs[(0, 2)]
+    assert len(kept) == 1 and not kept[0].lock.locked()
+    # While one search holds the kept graphs (voices sharing a model), another gets new ones.
+    held = graphs_for(model, 0, 2)
+    second = graphs_for(model, 0, 2)
+    assert held is kept[0] and second is not held and kept == [held, second]
+    held.lock.release()
+    second.lock.release()
+    assert graphs_for(model, 0, 2) is held
+
+
 def test_without_refinement_z_and_pitch_are_the_result(reference_model, target):
     found = invert(reference_model, target, pitch=PITCH, starts=2, keep=1, steps=3, seed=1)
     assert found.distance == found.distance_z

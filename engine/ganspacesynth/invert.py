@@ -39,6 +39,7 @@ named directions (``coefficients``), the audio, and a JSON record.
 """
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -166,11 +167,129 @@ class Inversion:
         return path, wav
 
 
-def _schedule(rate, steps):
-    """Cosine decay from ``rate`` to a tenth of it over ``steps``."""
-    import tensorflow as tf
+class _DecayingAdam:
+    """Adam on ``variable`` with a cosine decay from a rate to a tenth of it over a number of
+    steps, both set by ``restart`` so that one traced step serves every search."""
 
-    return tf.keras.optimizers.schedules.CosineDecay(float(rate), max(1, int(steps)), alpha=0.1)
+    def __init__(self, variable):
+        import tensorflow as tf
+
+        self.variable = variable
+        self.schedule = tf.keras.optimizers.schedules.CosineDecay(1.0, 1, alpha=0.1)
+        self.schedule.initial_learning_rate = tf.Variable(1.0, trainable=False)
+        self.schedule.decay_steps = tf.Variable(1.0, trainable=False)
+        self.optimizer = tf.keras.optimizers.Adam(self.schedule)
+        # Adam's moments made now, not by the first step: a graph whose first call creates
+        # variables is traced twice (once to make them, once to run).
+        self.optimizer.build([variable])
+
+    def restart(self, rate, steps):
+        """As if new (no moments, step 0), decaying from ``rate`` over ``steps`` steps."""
+        self.schedule.initial_learning_rate.assign(float(rate))
+        self.schedule.decay_steps.assign(float(max(1, int(steps))))
+        for state in self.optimizer.variables:
+            state.assign(np.zeros(tuple(state.shape), dtype=state.dtype))
+
+    def step(self, gradient):
+        self.optimizer.apply_gradients([(gradient, self.variable)])
+
+
+class _Graphs:
+    """The inversion's traced graphs for one model, layer and number of candidates, kept
+    with the model (``graphs_for``) and used again by every later search of the same kind.
+
+    Each search used to trace graphs of its own (they closed over its target, variables and
+    optimisers): 13 of a 32-s ``find`` on the default model were tracing. Here the target
+    and the starting points are variables the graphs read, each search sets them, and the
+    optimisers restart: a search finds, bit for bit, what the same search finds with new
+    graphs (and what it found before they were kept, to float rounding: the target's
+    spectra are no longer folded into the graph as constants)."""
+
+    def __init__(self, model, index, rows):
+        import tensorflow as tf
+
+        from .spectral_tf import spectral_distance, specgrams_to_waves
+
+        self.lock = threading.Lock()  # one search at a time (graphs_for)
+        shape = tuple(model.layer_shape(model.generator.layer_names[index]))
+        self.target_audio = tf.Variable(tf.zeros((1, model.audio_length)), trainable=False)
+        self.z = tf.Variable(tf.zeros((rows, model.latent_size)))
+        self.labels = tf.Variable(tf.zeros((rows, model.config.num_pitches)), trainable=False)
+        self.z_adam = _DecayingAdam(self.z)
+        factors = np.array(LAYER_RATE_FACTORS, np.float32).reshape(-1, *([1] * len(shape)))
+        self.start = tf.Variable(tf.zeros((len(factors), *shape)), trainable=False)
+        self.u = tf.Variable(tf.zeros((len(factors), *shape)))
+        self.target_magnitudes = tf.Variable(tf.zeros((1, *model.config.output_shape[:2])),
+                                             trainable=False)
+        self.floor = tf.Variable(0.0, trainable=False)
+        self.magnitude_adam, self.layer_adam = _DecayingAdam(self.u), _DecayingAdam(self.u)
+
+        # The generator's own compiled graphs, traced again inside these (a compiled graph
+        # called inside another cannot be rewritten for its gradient as well).
+        specgrams = model._function(-1, None).python_function
+        from_layer = model._function(index, None).python_function
+
+        def layer_values():
+            return self.start + factors * self.u
+
+        def distances(z, labels):
+            return spectral_distance(specgrams_to_waves(specgrams(z, labels)), self.target_audio)
+
+        def layer_distances():
+            return spectral_distance(specgrams_to_waves(from_layer(layer_values())), self.target_audio)
+
+        def z_step():
+            with tf.GradientTape() as tape:
+                found = distances(self.z, self.labels)
+                loss = tf.reduce_sum(found)
+            self.z_adam.step(tape.gradient(loss, self.z))
+            return found
+
+        def magnitude_step():
+            with tf.GradientTape() as tape:
+                magnitudes = from_layer(layer_values())[..., 0]
+                error = tf.where(self.target_magnitudes > self.floor,
+                                 tf.abs(magnitudes - self.target_magnitudes),
+                                 tf.nn.relu(magnitudes - self.floor))
+                loss = tf.reduce_sum(tf.reduce_mean(error, axis=[1, 2]))
+            self.magnitude_adam.step(tape.gradient(loss, self.u))
+
+        def layer_step():
+            with tf.GradientTape() as tape:
+                found = layer_distances()
+                loss = tf.reduce_sum(found)
+            self.layer_adam.step(tape.gradient(loss, self.u))
+            return found
+
+        self.layer_values = layer_values
+        # any number of clips: the search's batches of `starts` and Adam's `rows` share one trace
+        self.distances = tf.function(distances, input_signature=(
+            tf.TensorSpec((None, model.latent_size), tf.float32),
+            tf.TensorSpec((None, model.config.num_pitches), tf.float32)))
+        self.z_step = tf.function(z_step)
+        self.magnitude_step = tf.function(magnitude_step)
+        self.layer_step = tf.function(layer_step)
+        self.layer_distances = layer_distances  # once per search: not worth a trace
+
+
+_GRAPHS_LOCK = threading.Lock()
+
+
+def graphs_for(model, index, rows):
+    """A ``_Graphs`` of ``model`` for layer ``index`` and ``rows`` candidates, locked for the
+    caller (who releases ``.lock``): one kept with the model that no other search is using,
+    or a new one, kept for later. Voices that share a model and search at once each get
+    their own; the model holds its graphs, and they go with it."""
+    with _GRAPHS_LOCK:
+        kept = model.__dict__.setdefault("_inversion_graphs", {}).setdefault((index, rows), [])
+        for graphs in kept:
+            if graphs.lock.acquire(blocking=False):
+                return graphs
+    graphs = _Graphs(model, index, rows)
+    graphs.lock.acquire()
+    with _GRAPHS_LOCK:
+        kept.append(graphs)
+    return graphs
 
 
 def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=200, layer_steps=0,
@@ -183,8 +302,6 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     label to use (default: try every one). ``progress``: a callable taking
     the fraction done (0..1).
     """
-    import tensorflow as tf
-
     target = prepare_target(model, audio, sample_rate)
     for name, value in (("starts", starts), ("keep", keep)):
         if int(value) < 1:
@@ -195,11 +312,23 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     pitches = list(model.pitches) if pitch is None else [int(pitch)]
     model.pitch_labels(pitches, len(pitches))  # ValueError naming the valid pitches
     index = model.generator.layer_index(layer)  # ValueError naming the layers
-    from .spectral import waves_to_specgrams
-    from .spectral_tf import spectral_distance, specgrams_to_waves
+    # the candidates that go on to Adam: keep of them, or all there are
+    graphs = graphs_for(model, index, min(int(keep), len(pitches) * int(starts)))
+    try:
+        return _invert(model, graphs, target, pitches, int(starts), int(keep), int(steps),
+                       int(layer_steps), layer, learning_rate, layer_learning_rate, seed, progress)
+    finally:
+        graphs.lock.release()
 
-    target_audio = tf.constant(target[np.newaxis])
-    total_work = len(pitches) * int(starts) + int(steps) * int(keep) + int(layer_steps)
+
+def _invert(model, graphs, target, pitches, starts, keep, steps, layer_steps, layer, learning_rate,
+            layer_learning_rate, seed, progress):
+    import tensorflow as tf
+
+    from .spectral import waves_to_specgrams
+
+    graphs.target_audio.assign(target[np.newaxis])
+    total_work = len(pitches) * starts + steps * keep + layer_steps
     done = [0]
 
     def report(n):
@@ -207,60 +336,39 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
         if progress is not None:
             progress(min(1.0, done[0] / max(1, total_work)))
 
-    # The generator's own compiled graphs, traced again inside the training steps (a compiled
-    # graph called inside another cannot be rewritten for its gradient as well).
-    specgrams = model._function(-1, None).python_function
-
-    def distances(z, labels):
-        return spectral_distance(specgrams_to_waves(specgrams(z, labels)), target_audio)
-
     # 1. every pitch label with a few random z, forward only.
     rng = np.random.default_rng(seed)
     candidates = []
-    search = tf.function(distances, reduce_retracing=True)
     for p in pitches:
-        z = rng.standard_normal((int(starts), model.latent_size)).astype(np.float32)
+        z = rng.standard_normal((starts, model.latent_size)).astype(np.float32)
         labels = model.pitch_labels(p, len(z))
-        found = search(tf.constant(z), tf.constant(labels)).numpy()
+        found = graphs.distances(tf.constant(z), tf.constant(labels)).numpy()
         candidates += [(float(d), p, zi) for d, zi in zip(found, z)]
         report(len(z))
     candidates.sort(key=lambda c: c[0])
-    chosen = candidates[:int(keep)]
+    chosen = candidates[:keep]
 
     # 2. Adam on z, the labels fixed.
-    z_var = tf.Variable(np.stack([c[2] for c in chosen]))
-    labels = tf.constant(model.pitch_labels([c[1] for c in chosen], len(chosen)))
     # Large steps first to cross the rugged landscape, small ones at the end to settle.
-    optimizer = tf.keras.optimizers.Adam(_schedule(learning_rate, steps))
-    # Adam's moments made now, not by the first step: a graph whose first call creates
-    # variables is traced twice (once to make them, once to run), and these graphs, with a
-    # gradient through the generator and the STFTs, take seconds each to trace.
-    optimizer.build([z_var])
+    graphs.z.assign(np.stack([c[2] for c in chosen]))
+    graphs.labels.assign(model.pitch_labels([c[1] for c in chosen], len(chosen)))
+    graphs.z_adam.restart(learning_rate, steps)
     best = np.array([c[0] for c in chosen])
-    best_z = z_var.numpy().copy()
+    best_z = graphs.z.numpy().copy()
     history = [float(best.min())]
-
-    @tf.function(reduce_retracing=True)
-    def z_step():
-        with tf.GradientTape() as tape:
-            found = distances(z_var, labels)
-            loss = tf.reduce_sum(found)
-        optimizer.apply_gradients([(tape.gradient(loss, z_var), z_var)])
-        return found
-
-    for _ in range(int(steps)):
-        before = z_var.numpy()
-        found = z_step().numpy()  # the distances of `before`
+    for _ in range(steps):
+        before = graphs.z.numpy()
+        found = graphs.z_step().numpy()  # the distances of `before`
         better = found < best
         best = np.where(better, found, best)
         best_z[better] = before[better]
         history.append(float(best.min()))
         report(len(chosen))
     if steps:
-        final = distances(z_var, labels).numpy()
+        final = graphs.distances(graphs.z.value(), graphs.labels.value()).numpy()
         better = final < best
         best = np.where(better, final, best)
-        best_z[better] = z_var.numpy()[better]
+        best_z[better] = graphs.z.numpy()[better]
         history.append(float(best.min()))
     winner = int(np.argmin(best))
     z, p, distance_z = best_z[winner], chosen[winner][1], float(best[winner])
@@ -273,47 +381,23 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
         # moves every entry of u by about the same amount per step, whatever the gradient's scale,
         # so each row moves at its own rate. Which rate crosses the landscape differs from model
         # to model (and from sound to sound); the best row wins.
-        from_layer = model._function(index, None).python_function
-        factors = tf.constant(np.array(LAYER_RATE_FACTORS, np.float32).reshape(-1, *([1] * values[0].ndim)))
-        start = tf.constant(np.repeat(values, len(LAYER_RATE_FACTORS), axis=0))
-        u_var = tf.Variable(tf.zeros_like(start))
+        graphs.start.assign(np.repeat(values, len(LAYER_RATE_FACTORS), axis=0))
+        graphs.u.assign(np.zeros(graphs.u.shape, np.float32))
         magnitude_steps = int(layer_steps * MAGNITUDE_SHARE)
-        audio_steps = int(layer_steps) - magnitude_steps
-        target_magnitudes = tf.constant(waves_to_specgrams(target)[np.newaxis, ..., 0])
-        floor = float(target_magnitudes.numpy().max()) - MAGNITUDE_FLOOR
-        magnitude_optimizer = tf.keras.optimizers.Adam(_schedule(layer_learning_rate, magnitude_steps))
-        layer_optimizer = tf.keras.optimizers.Adam(_schedule(layer_learning_rate, audio_steps))
-        magnitude_optimizer.build([u_var])  # as for z's: each step graph traced once
-        layer_optimizer.build([u_var])
-
-        @tf.function(reduce_retracing=True)
-        def magnitude_step():
-            with tf.GradientTape() as tape:
-                magnitudes = from_layer(start + factors * u_var)[..., 0]
-                error = tf.where(target_magnitudes > floor, tf.abs(magnitudes - target_magnitudes),
-                                 tf.nn.relu(magnitudes - floor))
-                loss = tf.reduce_sum(tf.reduce_mean(error, axis=[1, 2]))
-            magnitude_optimizer.apply_gradients([(tape.gradient(loss, u_var), u_var)])
-
-        def layer_distances():
-            return spectral_distance(specgrams_to_waves(from_layer(start + factors * u_var)), target_audio)
-
-        @tf.function(reduce_retracing=True)
-        def layer_step():
-            with tf.GradientTape() as tape:
-                found = layer_distances()
-                loss = tf.reduce_sum(found)
-            layer_optimizer.apply_gradients([(tape.gradient(loss, u_var), u_var)])
-            return found
-
+        audio_steps = layer_steps - magnitude_steps
+        magnitudes = waves_to_specgrams(target)[np.newaxis, ..., 0]
+        graphs.target_magnitudes.assign(magnitudes)
+        graphs.floor.assign(float(magnitudes.max()) - MAGNITUDE_FLOOR)
+        graphs.magnitude_adam.restart(layer_learning_rate, magnitude_steps)
+        graphs.layer_adam.restart(layer_learning_rate, audio_steps)
         for _ in range(magnitude_steps):
-            magnitude_step()
+            graphs.magnitude_step()
             history.append(distance)
             report(1)
         best_values = values[0]
         for step in range(audio_steps + 1):
-            before = (start + factors * u_var).numpy()
-            found = (layer_step() if step < audio_steps else layer_distances()).numpy()
+            before = graphs.layer_values().numpy()
+            found = (graphs.layer_step() if step < audio_steps else graphs.layer_distances()).numpy()
             row = int(np.argmin(found))
             if found[row] < distance:
                 distance, best_values = float(found[row]), before[row]
