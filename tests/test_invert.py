@@ -93,7 +93,7 @@ def test_a_search_with_kept_graphs_finds_what_new_graphs_find(target):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
     model = ganspacesynth.load_model(REFERENCE_DIR)  # no graphs kept yet
-    search = dict(pitch=PITCH, starts=2, keep=2, steps=2, layer_steps=2, seed=2)
+    search = dict(pitch=PITCH, starts=3, keep=2, steps=2, layer_steps=2, seed=2)
     new = invert(model, target, **search)
     # Another search in between moves all that is kept: target, z, the layer's rows, Adam's
     # moments and step count, the learning rates' schedules.
@@ -102,13 +102,19 @@ def test_a_search_with_kept_graphs_finds_what_new_graphs_find(target):
     same(invert(model, target, **search), new)
     kept = model._inversion_graphs[(0, 2)]
     assert len(kept) == 1 and not kept[0].lock.locked()
+    # Each graph traced once in three searches: Adam's moments are made before its first
+    # step (a first call that makes variables traces twice), and the z search's batches
+    # (starts) and Adam's (keep) share one trace.
+    for graph in ("distances", "z_step", "magnitude_step", "layer_step"):
+        assert getattr(kept[0], graph).experimental_get_tracing_count() == 1, graph
     # While one search holds the kept graphs (voices sharing a model), another gets new ones.
-    held = graphs_for(model, 0, 2)
-    second = graphs_for(model, 0, 2)
-    assert held is kept[0] and second is not held and kept == [held, second]
-    held.lock.release()
-    second.lock.release()
-    assert graphs_for(model, 0, 2) is held
+    with graphs_for(model, 0, 2) as held:
+        assert held is kept[0]
+        with graphs_for(model, 0, 2) as second:
+            assert second is not held and kept == [held, second]
+    assert not any(graphs.lock.locked() for graphs in kept)
+    with graphs_for(model, 0, 2) as again:
+        assert again is held
 
 
 def test_without_refinement_z_and_pitch_are_the_result(reference_model, target):

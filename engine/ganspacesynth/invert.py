@@ -38,6 +38,7 @@ distances, and gives the coefficients of the found point along any PCA's or
 named directions (``coefficients``), the audio, and a JSON record.
 """
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -275,21 +276,24 @@ class _Graphs:
 _GRAPHS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
 def graphs_for(model, index, rows):
-    """A ``_Graphs`` of ``model`` for layer ``index`` and ``rows`` candidates, locked for the
-    caller (who releases ``.lock``): one kept with the model that no other search is using,
-    or a new one, kept for later. Voices that share a model and search at once each get
-    their own; the model holds its graphs, and they go with it."""
+    """Within this block, a ``_Graphs`` of ``model`` for layer ``index`` and ``rows``
+    candidates that no other search uses: one kept with the model, or a new one, kept for
+    later. Voices that share a model and search at once each get their own; the model
+    holds its graphs, and they go with it."""
     with _GRAPHS_LOCK:
         kept = model.__dict__.setdefault("_inversion_graphs", {}).setdefault((index, rows), [])
-        for graphs in kept:
-            if graphs.lock.acquire(blocking=False):
-                return graphs
-    graphs = _Graphs(model, index, rows)
-    graphs.lock.acquire()
-    with _GRAPHS_LOCK:
-        kept.append(graphs)
-    return graphs
+        graphs = next((g for g in kept if g.lock.acquire(blocking=False)), None)
+    if graphs is None:
+        graphs = _Graphs(model, index, rows)
+        graphs.lock.acquire()
+        with _GRAPHS_LOCK:
+            kept.append(graphs)
+    try:
+        yield graphs
+    finally:
+        graphs.lock.release()
 
 
 def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=200, layer_steps=0,
@@ -302,6 +306,10 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     label to use (default: try every one). ``progress``: a callable taking
     the fraction done (0..1).
     """
+    import tensorflow as tf
+
+    from .spectral import waves_to_specgrams
+
     target = prepare_target(model, audio, sample_rate)
     for name, value in (("starts", starts), ("keep", keep)):
         if int(value) < 1:
@@ -312,104 +320,92 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     pitches = list(model.pitches) if pitch is None else [int(pitch)]
     model.pitch_labels(pitches, len(pitches))  # ValueError naming the valid pitches
     index = model.generator.layer_index(layer)  # ValueError naming the layers
+    starts, keep, steps, layer_steps = int(starts), int(keep), int(steps), int(layer_steps)
     # the candidates that go on to Adam: keep of them, or all there are
-    graphs = graphs_for(model, index, min(int(keep), len(pitches) * int(starts)))
-    try:
-        return _invert(model, graphs, target, pitches, int(starts), int(keep), int(steps),
-                       int(layer_steps), layer, learning_rate, layer_learning_rate, seed, progress)
-    finally:
-        graphs.lock.release()
+    with graphs_for(model, index, min(keep, len(pitches) * starts)) as graphs:
+        graphs.target_audio.assign(target[np.newaxis])
+        total_work = len(pitches) * starts + steps * keep + layer_steps
+        done = [0]
 
+        def report(n):
+            done[0] += n
+            if progress is not None:
+                progress(min(1.0, done[0] / max(1, total_work)))
 
-def _invert(model, graphs, target, pitches, starts, keep, steps, layer_steps, layer, learning_rate,
-            layer_learning_rate, seed, progress):
-    import tensorflow as tf
+        # 1. every pitch label with a few random z, forward only.
+        rng = np.random.default_rng(seed)
+        candidates = []
+        for p in pitches:
+            z = rng.standard_normal((starts, model.latent_size)).astype(np.float32)
+            labels = model.pitch_labels(p, len(z))
+            found = graphs.distances(tf.constant(z), tf.constant(labels)).numpy()
+            candidates += [(float(d), p, zi) for d, zi in zip(found, z)]
+            report(len(z))
+        candidates.sort(key=lambda c: c[0])
+        chosen = candidates[:keep]
 
-    from .spectral import waves_to_specgrams
+        # 2. Adam on z, the labels fixed.
+        # Large steps first to cross the rugged landscape, small ones at the end to settle.
+        graphs.z.assign(np.stack([c[2] for c in chosen]))
+        graphs.labels.assign(model.pitch_labels([c[1] for c in chosen], len(chosen)))
+        graphs.z_adam.restart(learning_rate, steps)
+        best = np.array([c[0] for c in chosen])
+        best_z = graphs.z.numpy().copy()
+        history = [float(best.min())]
+        for _ in range(steps):
+            before = graphs.z.numpy()
+            found = graphs.z_step().numpy()  # the distances of `before`
+            better = found < best
+            best = np.where(better, found, best)
+            best_z[better] = before[better]
+            history.append(float(best.min()))
+            report(len(chosen))
+        if steps:
+            final = graphs.distances(graphs.z.value(), graphs.labels.value()).numpy()
+            better = final < best
+            best = np.where(better, final, best)
+            best_z[better] = graphs.z.numpy()[better]
+            history.append(float(best.min()))
+        winner = int(np.argmin(best))
+        z, p, distance_z = best_z[winner], chosen[winner][1], float(best[winner])
 
-    graphs.target_audio.assign(target[np.newaxis])
-    total_work = len(pitches) * starts + steps * keep + layer_steps
-    done = [0]
-
-    def report(n):
-        done[0] += n
-        if progress is not None:
-            progress(min(1.0, done[0] / max(1, total_work)))
-
-    # 1. every pitch label with a few random z, forward only.
-    rng = np.random.default_rng(seed)
-    candidates = []
-    for p in pitches:
-        z = rng.standard_normal((starts, model.latent_size)).astype(np.float32)
-        labels = model.pitch_labels(p, len(z))
-        found = graphs.distances(tf.constant(z), tf.constant(labels)).numpy()
-        candidates += [(float(d), p, zi) for d, zi in zip(found, z)]
-        report(len(z))
-    candidates.sort(key=lambda c: c[0])
-    chosen = candidates[:keep]
-
-    # 2. Adam on z, the labels fixed.
-    # Large steps first to cross the rugged landscape, small ones at the end to settle.
-    graphs.z.assign(np.stack([c[2] for c in chosen]))
-    graphs.labels.assign(model.pitch_labels([c[1] for c in chosen], len(chosen)))
-    graphs.z_adam.restart(learning_rate, steps)
-    best = np.array([c[0] for c in chosen])
-    best_z = graphs.z.numpy().copy()
-    history = [float(best.min())]
-    for _ in range(steps):
-        before = graphs.z.numpy()
-        found = graphs.z_step().numpy()  # the distances of `before`
-        better = found < best
-        best = np.where(better, found, best)
-        best_z[better] = before[better]
-        history.append(float(best.min()))
-        report(len(chosen))
-    if steps:
-        final = graphs.distances(graphs.z.value(), graphs.labels.value()).numpy()
-        better = final < best
-        best = np.where(better, final, best)
-        best_z[better] = graphs.z.numpy()[better]
-        history.append(float(best.min()))
-    winner = int(np.argmin(best))
-    z, p, distance_z = best_z[winner], chosen[winner][1], float(best[winner])
-
-    # 3. optionally, the layer itself.
-    values = model.layer_output(layer, z, p)
-    distance = distance_z
-    if layer_steps:
-        # One run per rate in LAYER_RATE_FACTORS, batched: the layer is v0 + factor * u, and Adam
-        # moves every entry of u by about the same amount per step, whatever the gradient's scale,
-        # so each row moves at its own rate. Which rate crosses the landscape differs from model
-        # to model (and from sound to sound); the best row wins.
-        graphs.start.assign(np.repeat(values, len(LAYER_RATE_FACTORS), axis=0))
-        graphs.u.assign(np.zeros(graphs.u.shape, np.float32))
-        magnitude_steps = int(layer_steps * MAGNITUDE_SHARE)
-        audio_steps = layer_steps - magnitude_steps
-        magnitudes = waves_to_specgrams(target)[np.newaxis, ..., 0]
-        graphs.target_magnitudes.assign(magnitudes)
-        graphs.floor.assign(float(magnitudes.max()) - MAGNITUDE_FLOOR)
-        graphs.magnitude_adam.restart(layer_learning_rate, magnitude_steps)
-        graphs.layer_adam.restart(layer_learning_rate, audio_steps)
-        for _ in range(magnitude_steps):
-            graphs.magnitude_step()
-            history.append(distance)
-            report(1)
-        best_values = values[0]
-        for step in range(audio_steps + 1):
-            before = graphs.layer_values().numpy()
-            found = (graphs.layer_step() if step < audio_steps else graphs.layer_distances()).numpy()
-            row = int(np.argmin(found))
-            if found[row] < distance:
-                distance, best_values = float(found[row]), before[row]
-            history.append(distance)
-            if step < audio_steps:
+        # 3. optionally, the layer itself.
+        values = model.layer_output(layer, z, p)
+        distance = distance_z
+        if layer_steps:
+            # One run per rate in LAYER_RATE_FACTORS, batched: the layer is v0 + factor * u, and Adam
+            # moves every entry of u by about the same amount per step, whatever the gradient's scale,
+            # so each row moves at its own rate. Which rate crosses the landscape differs from model
+            # to model (and from sound to sound); the best row wins.
+            graphs.start.assign(np.repeat(values, len(LAYER_RATE_FACTORS), axis=0))
+            graphs.u.assign(np.zeros(graphs.u.shape, np.float32))
+            magnitude_steps = int(layer_steps * MAGNITUDE_SHARE)
+            audio_steps = layer_steps - magnitude_steps
+            magnitudes = waves_to_specgrams(target)[np.newaxis, ..., 0]
+            graphs.target_magnitudes.assign(magnitudes)
+            graphs.floor.assign(float(magnitudes.max()) - MAGNITUDE_FLOOR)
+            graphs.magnitude_adam.restart(layer_learning_rate, magnitude_steps)
+            graphs.layer_adam.restart(layer_learning_rate, audio_steps)
+            for _ in range(magnitude_steps):
+                graphs.magnitude_step()
+                history.append(distance)
                 report(1)
-        values = best_values[np.newaxis]
-    audio_found = model.generate_from_layer(layer, values)[0]
-    result = Inversion(model, z, p, layer, values[0], distance_z, distance, history, audio_found)
-    if progress is not None:
-        progress(1.0)
-    return result
+            best_values = values[0]
+            for step in range(audio_steps + 1):
+                before = graphs.layer_values().numpy()
+                found = (graphs.layer_step() if step < audio_steps else graphs.layer_distances()).numpy()
+                row = int(np.argmin(found))
+                if found[row] < distance:
+                    distance, best_values = float(found[row]), before[row]
+                history.append(distance)
+                if step < audio_steps:
+                    report(1)
+            values = best_values[np.newaxis]
+        audio_found = model.generate_from_layer(layer, values)[0]
+        result = Inversion(model, z, p, layer, values[0], distance_z, distance, history, audio_found)
+        if progress is not None:
+            progress(1.0)
+        return result
 
 
 def invert_file(model, path, **kwargs):
