@@ -92,12 +92,21 @@ def _first_ready(p, route, outlets):
     return start
 
 
+def compute_threads(replies):
+    """The compute-thread count Pd's engine replied to `threads` (the patches ask before
+    loading): the default depends on Pd's priority, so ask rather than guess."""
+    counts = [int(r.split()[1]) for r in replies if r.startswith("threads ")]
+    if not counts:
+        raise Failure(f"Pd's engine did not reply its thread count: {replies[:10]}")
+    return counts[-1]
+
+
 def realtime_patch(model, pca, seconds, period, generate):
     """The measured patch; prints START when the first clip plays and DONE after `seconds`."""
     p = Patch()
     late_ms = period * 1000.0 / RATE + 1
     load = p.obj("loadbang")
-    setup = p.msg(f"; pd dsp 1; gss xfade 10, loop 1, play, load {model}"
+    setup = p.msg(f"; pd dsp 1; gss xfade 10, loop 1, play, threads, load {model}"
                   + (f" {pca}" if pca else ""))
     p.chain(load, setup)
     gss, route = _voice(p)
@@ -243,6 +252,7 @@ def run(pd_dir, *, period, seconds, generate, model="default", pca=None, realtim
         "generation_ms": (sum(readies[1:]) / (len(readies) - 1)) if len(readies) > 1 else None,
         "jack_realtime": "starting in realtime mode" in jack_start,
         "threads": threads_seen,
+        "compute_threads": compute_threads(replies),
     }
 
 
@@ -333,7 +343,8 @@ def latency_patch(model, pca, values, spacing_ms, stream, recording):
     p.obj(f"table values {len(values)}")
     load = p.obj("loadbang")
     setup = p.msg(f"; values 0 {' '.join(map(str, values))}; pd dsp 1; "
-                  f"gss xfade 0, loop 1, play, stream {int(stream)}, load {model}" + (f" {pca}" if pca else ""))
+                  f"gss xfade 0, loop 1, play, stream {int(stream)}, threads, load {model}"
+                  + (f" {pca}" if pca else ""))
     p.chain(load, setup)
     gss, route = _voice(p)
     recorder = p.obj("writesf~ 1")
@@ -411,9 +422,9 @@ np.save(out, np.stack(clips))
 def reference_clips(model, pca, values, rate=RATE, threads=None, folder=None):
     """What the engine makes for each value, whole, at Pd's rate: what the outlet must play.
 
-    Made in a process of its own with the thread count Pd's engine got (``threads``, else
-    GANSPACESYNTH_THREADS or the engine's default, as there), so that the same arithmetic
-    runs in the same order: on another count TensorFlow splits its sums otherwise (the full
+    Made in a process of its own with the thread count Pd's engine replied it computes with
+    (``threads``: the default depends on Pd's priority, which this process has not), so
+    that the same arithmetic runs in the same order: on another count TensorFlow splits its sums otherwise (the full
     size's clips differ by 6e-5 of their peak between 1 and 2 threads), and it takes its
     count once per process."""
     folder = Path(folder or tempfile.mkdtemp(prefix="gss-reference-"))
@@ -531,7 +542,8 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
     out, rate = soundfile.read(str(recording), dtype="float32")
     if rate != RATE or len(change_ms) != changes:
         raise Failure(f"recording at {rate} Hz, {len(change_ms)} of {changes} changes seen")
-    clips = reference_clips(model, pca, values, threads=threads, folder=folder)
+    in_effect = compute_threads(replies)
+    clips = reference_clips(model, pca, values, threads=in_effect, folder=folder)
     per_sample = RATE / 1000.0
     starts = [int(round(t * per_sample)) for t in change_ms] + [len(out)]
     rows = []
@@ -555,6 +567,7 @@ def run_latency(pd_dir, *, period, changes=50, spacing_ms=400, stream=True, mode
         })
     fields = list(map(float, stats[-1].split()[1:]))
     return {"period": period, "stream": stream, "model": model, "changes": rows, "values": values,
+            "compute_threads": in_effect,
             "spacing_ms": spacing_ms, "swaps": fields[3], "starved_blocks": fields[6] if len(fields) > 6 else 0,
             "generation_ms": [float(r.split()[1]) for r in replies if r.startswith("ready")][1:]}
 
@@ -566,19 +579,22 @@ def summarize_latency(r):
     seen = [c for c in r["changes"] if c["latency_ms"] is not None]
     lat = [c["latency_ms"] for c in seen]
     if not lat:
-        return f"period {r['period']}, stream {int(r['stream'])}: no change was heard"
+        return (f"period {r['period']}, stream {int(r['stream'])}, {r['compute_threads']} compute "
+                f"thread(s): no change was heard")
     exact = sum(c["exact"] for c in seen)
     bitwise = sum(c["bitwise"] for c in seen)
     checked = sum(c["checked"] for c in seen)
     generation = statistics.median(r["generation_ms"]) if r["generation_ms"] else float("nan")
-    return (f"| {r['period']} | {'on' if r['stream'] else 'off'} | {statistics.median(lat):.1f} ms | "
+    return (f"| {r['period']} | {'on' if r['stream'] else 'off'} | {r['compute_threads']} | "
+            f"{statistics.median(lat):.1f} ms | "
             f"{np.percentile(lat, 90):.1f} ms | {max(lat):.1f} ms | {len(seen)} of {len(r['changes'])} | {exact} of {len(seen)} "
             f"({checked} samples; {bitwise} bit for bit) | {int(r['starved_blocks'])} | {generation:.0f} ms |")
 
 
-LATENCY_HEADER = ("| period | stream | knob to sound, median | 90th percentile | worst | changes heard | "
-                  "played as the whole clip (to rounding) | starved blocks | whole clip made in (median) |\n"
-                  "|---|---|---|---|---|---|---|---|---|")
+LATENCY_HEADER = ("| period | stream | compute threads | knob to sound, median | 90th percentile | worst | "
+                  "changes heard | played as the whole clip (to rounding) | starved blocks | "
+                  "whole clip made in (median) |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def full_size_folder(folder):
@@ -663,7 +679,8 @@ def main(argv=None):
                         f"{r['perform_cpu_max_us']:.0f} us | {r['perform_cpu_slow_blocks']} of "
                         f"{r['perform_blocks']} | {gen} | {r['loudest_db']:.0f} dB |")
             notes.append(f"period {period}, generation {'on' if generate else 'off'}: jackd real-time "
-                         f"{'yes' if r['jack_realtime'] else 'no'}; threads: {describe_threads(r['threads'])}")
+                         f"{'yes' if r['jack_realtime'] else 'no'}; {r['compute_threads']} compute "
+                         f"thread(s); threads: {describe_threads(r['threads'])}")
             print(rows[-1], flush=True)
     print("\n" + "\n".join(rows))
     print("\n" + "\n".join(notes))
