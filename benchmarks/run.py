@@ -320,7 +320,7 @@ def main(argv=None):
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--threads", type=int, help="TensorFlow's compute threads in this process "
                         "(default: every core, as the offline commands; the Pd external's default "
-                        "is one fewer)")
+                        "is one fewer unless Pd runs at real-time priority)")
     args = parser.parse_args(argv)
 
     from ganspacesynth.threads import configure_threads, use_every_core

@@ -64,7 +64,8 @@ int gss_info(int engine, int *n_components, int *sample_rate, int *length);
    that many, 0 only asks. Returns the count in effect. TensorFlow takes a
    count only before its first operation in the process (the first load):
    later a different count is an error that says so. Without a call the
-   engine uses GANSPACESYNTH_THREADS, else one fewer than the cores. */
+   engine uses GANSPACESYNTH_THREADS, else every core when Pd's thread runs at
+   real-time priority and one fewer otherwise. */
 int gss_set_threads(int engine, int threads);
 
 /* Coefficients for components 0..count-1 (the rest are 0). */

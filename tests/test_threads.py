@@ -15,7 +15,8 @@ import pytest
 
 from ganspacesynth.errors import GanspacesynthError
 from ganspacesynth.instrument import Instrument
-from ganspacesynth.threads import THREADS_ENV, check_threads, default_threads, requested_threads
+from ganspacesynth.threads import (THREADS_ENV, check_threads, default_threads, main_thread_is_realtime,
+                                   requested_threads)
 from pd_helpers import Patch, REPO, locate_external, pd_binary, printed
 from pd_patch import thread_table
 
@@ -24,13 +25,49 @@ WORKER_NICE = 10  # as in ganspacesynth~.c
 
 # --- the count -----------------------------------------------------------------
 
-def test_default_leaves_a_core(monkeypatch):
+def realtime_allowed():
+    """Whether this user may run a thread at real-time priority (as `pd -rt` asks)."""
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+needs_realtime = pytest.mark.skipif(not sys.platform.startswith("linux") or not realtime_allowed(),
+                                    reason="needs Linux and permission for real-time priority")
+
+DEFAULT_IN_PROCESS = r"""
+import os, sys
+from ganspacesynth.threads import default_threads, main_thread_is_realtime
+if sys.argv[1] == "fifo":
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+print("DEFAULT", default_threads(), main_thread_is_realtime())
+"""
+
+
+def default_in_a_process(policy):
+    """default_threads() in a fresh process whose main thread runs in `policy` ("fifo"
+    or "other"), as Pd's thread does with and without -rt."""
+    result = subprocess.run([sys.executable, "-c", DEFAULT_IN_PROCESS, policy], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split("DEFAULT ")[-1].split()
+
+
+def test_default_leaves_a_core_without_realtime_priority(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    assert default_threads() == max(1, (os.cpu_count() or 1) - 1)
+    assert default_in_a_process("other") == [str(max(1, (os.cpu_count() or 1) - 1)), "False"]
+    if not main_thread_is_realtime():
+        assert default_threads() == max(1, (os.cpu_count() or 1) - 1)
     assert requested_threads() == (default_threads(), False)
     monkeypatch.setenv(THREADS_ENV, "3")
     assert requested_threads() == (3, False)
     assert requested_threads(2) == (2, True)
+
+
+@needs_realtime
+def test_default_takes_every_core_under_realtime_priority():
+    """A real-time main thread (Pd's with -rt) preempts the engine's whenever it wakes,
+    so the default leaves it no core: every core computes."""
+    assert default_in_a_process("fifo") == [str(os.cpu_count() or 1), "True"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "two", "", None, True, float("nan"), 5000])
@@ -81,7 +118,7 @@ def engine_process(explicit, environment):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("explicit, environment, expected", [
-    (None, {}, default_threads()),
+    (None, {}, max(1, (os.cpu_count() or 1) - 1)),   # a Python whose main thread is not real-time
     (None, {THREADS_ENV: "2"}, 2),
     (1, {THREADS_ENV: "2"}, 1),
 ])
@@ -225,6 +262,37 @@ def test_threads_message_and_nice_in_pd(pd_dir, tmp_path, worker_nice, nicer):
     assert main_policy == "other"
     wanted = "idle" if worker_nice == "idle" else "other"
     assert {policy for _, _, policy, _ in busiest.values()} == {wanted}, busiest
+
+
+@pytest.mark.pd
+@pytest.mark.slow
+@pytest.mark.parametrize("priority", ["-rt", "-nrt"])
+def test_default_count_in_pd_follows_its_priority(pd_dir, tmp_path, priority):
+    """`threads` alone, before any load, replies the default in effect: every core
+    in a Pd at real-time priority, one fewer in one without."""
+    if priority == "-rt" and not (sys.platform.startswith("linux") and realtime_allowed()):
+        pytest.skip("needs Linux and permission for real-time priority")
+    patch = Patch()
+    gss = patch.obj("ganspacesynth~")
+    patch.chain(patch.obj("loadbang"), patch.msg("threads"), gss)
+    patch.connect(gss, 1, patch.obj("print reply"))
+    route = patch.obj("route threads error")
+    patch.connect(gss, 1, route)
+    done = patch.msg("; pd quit")
+    patch.connect(route, 0, done)
+    patch.connect(route, 1, done)
+    path = patch.write(tmp_path / "default-threads.pd")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop(THREADS_ENV, None)
+    # no -batch: its thread never sleeps, and at real-time priority it would hold a core
+    command = [pd_binary(), priority, "-noprefs", "-noaudio", "-nomidi", "-nogui", "-stderr",
+               "-path", str(pd_dir), str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cores = os.cpu_count() or 1
+    expected = cores if priority == "-rt" else max(1, cores - 1)
+    assert printed(result.stderr, "reply") == [f"threads {expected}"], result.stderr[-3000:]
 
 
 # --- the pyext fallback -----------------------------------------------------------

@@ -51,7 +51,8 @@ def load_model(path, threads=None) -> "Model":
     """Load a GANSynth model folder (Magenta's layout or ours) or ``"default"``.
 
     ``threads``: TensorFlow's compute threads (see ``threads.py``: by default
-    ``GANSPACESYNTH_THREADS``, else one fewer than the cores); it takes effect
+    ``GANSPACESYNTH_THREADS``, else every core when the process's main thread
+    runs at real-time priority, one fewer otherwise); it takes effect
     only if TensorFlow has not started work in this process yet.
     """
     configure_threads(threads)

@@ -1,11 +1,22 @@
 """How many threads TensorFlow computes with, so that the audio keeps a core.
 
 A generation takes every core TensorFlow is given; on a 2-core laptop that
-leaves Pd's audio thread nothing. The engine therefore defaults to one
-compute thread fewer than the machine has cores (at least one). The count
-comes from, in order: an explicit ``threads`` (``load_model(threads=)``,
-``Instrument(threads=)``, Pd's ``threads N`` message), the environment
-variable ``GANSPACESYNTH_THREADS``, the default.
+can leave Pd's audio thread nothing. What keeps the audio out of harm's way
+is its priority, not the count: the engine's threads run nicer than Pd's
+(see the external), and a Pd with real-time priority (``pd -rt``, Linux's
+default for a Pd that may have it) preempts them the moment its audio
+wakes. So the default count is every core when this process's main thread
+(Pd's) runs at real-time priority, and one fewer than the cores (at least
+one) otherwise. Measured under JACK with a full-size model on 2 cores
+(``benchmarks/RESULTS.md``): with ``-rt``, two compute threads counted no
+more xruns of Pd than one (0 with generation on, at 64- and 256-frame
+periods) and cut knob-to-sound time by a third; without real-time priority
+the count did not decide either (at 64 frames 576 xruns with two, 759 with
+one), and there one fewer stays, as the safer guess.
+
+The count comes from, in order: an explicit ``threads``
+(``load_model(threads=)``, ``Instrument(threads=)``, Pd's ``threads N``
+message), the environment variable ``GANSPACESYNTH_THREADS``, the default.
 
 The count sizes TensorFlow's intra-op pool (the threads one operation's
 arithmetic is split across); the inter-op pool (operations run side by
@@ -28,9 +39,22 @@ THREADS_ENV = "GANSPACESYNTH_THREADS"
 MAX_THREADS = 1024
 
 
+def main_thread_is_realtime():
+    """Whether this process's main thread runs at real-time priority (SCHED_FIFO or
+    SCHED_RR): in Pd, whether Pd's own thread does. False where that cannot be asked
+    (macOS has no ``sched_getscheduler``)."""
+    try:
+        # a process id names its main thread: Pd's, not the worker asking
+        return os.sched_getscheduler(os.getpid()) in (os.SCHED_FIFO, os.SCHED_RR)
+    except (AttributeError, OSError):
+        return False
+
+
 def default_threads():
-    """One fewer than the machine's cores, at least one."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """Every core when the main thread (Pd's) runs at real-time priority, else one fewer
+    than the cores, at least one."""
+    cores = os.cpu_count() or 1
+    return cores if main_thread_is_realtime() else max(1, cores - 1)
 
 
 def check_threads(value, what="threads"):
