@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pytest
 
 import pyext_build
-from pd_patch import REPO, Patch, read_wav, relative_error
+from pd_patch import REPO, Patch, read_wav, relative_error, thread_table
 
 pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
@@ -57,10 +58,10 @@ class RealPd:
     reaches the object, ``send("dsp 1")`` and the patch's other channels the
     patch. Lines Pd prints are collected; ``wait`` finds one."""
 
-    def __init__(self, pyext_dir, folder, patch, extra_paths=()):
+    def __init__(self, pyext_dir, folder, patch, extra_paths=(), priority="-nrt"):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("GANSPACESYNTH_TEST_DELAY", None)
-        command = ["pd", "-nrt", "-noprefs", "-noaudio", "-nomidi", "-nogui", "-stderr",
+        command = ["pd", priority, "-noprefs", "-noaudio", "-nomidi", "-nogui", "-stderr",
                    "-lib", str(Path(pyext_dir) / "py"),
                    "-path", str(REPO / "pd_external"),
                    *[a for p in extra_paths for a in ("-path", str(p))],
@@ -195,10 +196,10 @@ def driver_patch(port, obj, arrays=(), extra=None):
     return patch
 
 
-def run_pd(pyext_lib, tmp_path, obj, arrays=(), extra=None, extra_paths=()):
+def run_pd(pyext_lib, tmp_path, obj, arrays=(), extra=None, extra_paths=(), priority="-nrt"):
     port = free_port()
     path = driver_patch(port, obj, arrays, extra).write(tmp_path / "driver.pd")
-    pd = RealPd(pyext_lib, tmp_path, path, extra_paths)
+    pd = RealPd(pyext_lib, tmp_path, path, extra_paths, priority)
     pd.connect(port)
     return pd
 
@@ -537,3 +538,36 @@ def test_creation_arguments(pyext_lib, tmp_path):
         pd.wait(r"^reply: ready")
     finally:
         finish(pd)
+
+
+def realtime_allowed():
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not realtime_allowed(),
+                    reason="needs Linux and permission for real-time priority")
+def test_engine_threads_run_below_a_realtime_pd(pyext_lib, tmp_path):
+    """With `pd -rt` Pd's thread runs at real-time priority, and a Python thread inherits
+    its maker's policy: the worker steps down to the normal policy, 10 nicer than Pd, before
+    the engine starts, so TensorFlow's threads (made from it) never compete with Pd's audio
+    at its own priority; and `threads` replies the default for a real-time Pd, every core."""
+    pd = run_pd(pyext_lib, tmp_path, "ganspacesynth", priority="-rt")
+    try:
+        pd.send("obj threads")
+        threads = pd.wait(r"reply: threads ")
+        before = thread_table(pd.process.pid)
+        pd.send("obj load default")
+        pd.wait(r"reply: loaded ")
+        pd.send("obj generate")
+        pd.wait(r"reply: ready")
+        after = thread_table(pd.process.pid)
+    finally:
+        finish(pd)
+    assert threads == f"reply: threads {os.cpu_count()}"
+    _, main_nice, main_policy, _ = after.pop(pd.process.pid)
+    assert main_policy == "fifo", "Pd did not get real-time priority"
+    engine = {tid: row for tid, row in after.items() if tid not in before}
+    print("\nthreads the engine started:", sorted(engine.values()))
+    assert len(engine) >= 2, engine   # TensorFlow's pools at least
+    assert {(nice, policy) for _, nice, policy, _ in engine.values()} == {(min(19, main_nice + 10), "other")}
