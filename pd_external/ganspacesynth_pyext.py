@@ -133,40 +133,6 @@ except ImportError:  # outside Pd: importable for documentation, not usable
 MAX_JOBS = 1024
 WORKER_NICE = 10          # as [ganspacesynth~]: how much nicer than Pd the engine's threads run
 WORKER_IDLE = "idle"
-
-
-def _worker_nice():
-    """GANSPACESYNTH_WORKER_NICE as [ganspacesynth~] reads it: 0 to 19, or "idle"."""
-    text = os.environ.get("GANSPACESYNTH_WORKER_NICE", "").strip()
-    if not text or text == WORKER_IDLE:
-        return text or WORKER_NICE
-    if text.isdigit() and int(text) <= 19:
-        return int(text)
-    print(f"ganspacesynth: GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19 or idle, "
-          f"not \"{text}\": the worker runs {WORKER_NICE} nicer than Pd", file=sys.stderr)
-    return WORKER_NICE
-
-
-def _run_below_pd():
-    """Called on the worker thread before the engine starts: Pd's priority is not for it.
-
-    A Python thread inherits the policy of the thread that made it, here Pd's,
-    which runs at real-time priority with ``pd -rt``; so would TensorFlow's
-    threads, made later from this one, and at Pd's own priority they could hold
-    the cores Pd's audio needs. As [ganspacesynth~]'s worker: the normal policy,
-    WORKER_NICE nicer than Pd (Linux: nice is per thread), "idle" the idle policy.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    nice = _worker_nice()
-    policy = os.SCHED_IDLE if nice == WORKER_IDLE else os.SCHED_OTHER
-    nice = 19 if nice == WORKER_IDLE else nice
-    try:
-        os.sched_setscheduler(0, policy, os.sched_param(0))   # 0: this thread
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
-    except OSError as error:
-        print(f"ganspacesynth: cannot lower the worker's priority: {error}", file=sys.stderr)
 COALESCABLE = {"coeffs", "z-array", "z-random", "pitch", "mode"}
 # halluseq's setting names, its defaults, and the engine's names for them.
 HALLUSEQ_SETTINGS = {
@@ -239,6 +205,40 @@ def _naming(message, text):
 
 # ---------------------------------------------------------------------------
 # the worker
+
+
+def _worker_nice():
+    """GANSPACESYNTH_WORKER_NICE as [ganspacesynth~] reads it: 0 to 19, or "idle"."""
+    text = os.environ.get("GANSPACESYNTH_WORKER_NICE", "").strip()
+    if not text or text == WORKER_IDLE:
+        return text or WORKER_NICE
+    if text.isdigit() and int(text) <= 19:
+        return int(text)
+    print(f"ganspacesynth: GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19 or idle, "
+          f"not \"{text}\": the worker runs {WORKER_NICE} nicer than Pd", file=sys.stderr)
+    return WORKER_NICE
+
+
+def _run_below_pd():
+    """Called on the worker thread before the engine starts: Pd's priority is not for it.
+
+    A Python thread inherits the policy of the thread that made it, here Pd's,
+    which runs at real-time priority with ``pd -rt``; so would TensorFlow's
+    threads, made later from this one, and at Pd's own priority they could hold
+    the cores Pd's audio needs. As [ganspacesynth~]'s worker: the normal policy,
+    WORKER_NICE nicer than Pd (Linux: nice is per thread), "idle" the idle policy.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    nice = _worker_nice()
+    policy = os.SCHED_IDLE if nice == WORKER_IDLE else os.SCHED_OTHER
+    nice = 19 if nice == WORKER_IDLE else nice
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))   # 0: this thread
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+    except OSError as error:
+        print(f"ganspacesynth: cannot lower the worker's priority: {error}", file=sys.stderr)
 
 
 class _Worker:

@@ -1,11 +1,11 @@
-"""How many threads TensorFlow computes with, so that the audio keeps a core.
+"""How many threads TensorFlow computes with, without taking the audio its core.
 
 A generation takes every core TensorFlow is given; on a 2-core laptop that
 can leave Pd's audio thread nothing. What keeps the audio out of harm's way
 is its priority, not the count: the engine's threads run nicer than Pd's
-(see the external), and a Pd with real-time priority (``pd -rt``, Linux's
-default for a Pd that may have it) preempts them the moment its audio
-wakes. So the default count is every core when this process's main thread
+(the Pd objects' workers lower their own priority), and a Pd with
+real-time priority (``pd -rt``, Linux's default for a Pd that may have it)
+preempts them the moment its audio wakes. So the default count is every core when this process's main thread
 (Pd's) runs at real-time priority, and one fewer than the cores (at least
 one) otherwise. Measured under JACK with a full-size model on 2 cores
 (``benchmarks/RESULTS.md``): with ``-rt``, two compute threads counted no
