@@ -9,6 +9,7 @@ build of this checkout. Problems are a ``SetupError`` saying what to install.
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,6 +151,14 @@ def parse_stats(reply):
 
 
 THREAD_POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle"}
+
+
+def realtime_allowed():
+    """Whether a process of this user may run at real-time priority, as `pd -rt` asks (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
 
 
 def thread_table(pid):

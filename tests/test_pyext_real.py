@@ -19,7 +19,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import pytest
 
 import pyext_build
-from pd_patch import REPO, Patch, read_wav, relative_error, thread_table
+from pd_patch import REPO, Patch, read_wav, realtime_allowed, relative_error, thread_table
 
 pytestmark = [pytest.mark.pd, pytest.mark.slow]
 
@@ -540,13 +539,7 @@ def test_creation_arguments(pyext_lib, tmp_path):
         finish(pd)
 
 
-def realtime_allowed():
-    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not realtime_allowed(),
-                    reason="needs Linux and permission for real-time priority")
+@pytest.mark.skipif(not realtime_allowed(), reason="needs Linux and permission for real-time priority")
 def test_engine_threads_run_below_a_realtime_pd(pyext_lib, tmp_path):
     """With `pd -rt` Pd's thread runs at real-time priority, and a Python thread inherits
     its maker's policy: the worker steps down to the normal policy, 10 nicer than Pd, before

@@ -67,7 +67,7 @@ def test_pd_plays_on_jack_while_the_engine_generates(pd_dir, tmp_path, generate)
     nices = [nice for name, nice, _, _ in r["threads"] if name.startswith("tf_")]
     main_nice = r["threads"][0][1]
     assert nices and all(n == min(19, main_nice + 10) for n in nices), r["threads"]
-    # and as many compute as the default gives Pd at its priority: every core at real time
+    # and as many compute threads as the default gives Pd at its priority: every core at real time
     cores = os.cpu_count() or 1
     realtime_pd = r["threads"][0][2] in ("fifo", "rr")
     expected = int(os.environ.get("GANSPACESYNTH_THREADS") or (cores if realtime_pd else max(1, cores - 1)))

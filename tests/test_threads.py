@@ -18,20 +18,14 @@ from ganspacesynth.instrument import Instrument
 from ganspacesynth.threads import (THREADS_ENV, check_threads, default_threads, main_thread_is_realtime,
                                    requested_threads)
 from pd_helpers import Patch, REPO, locate_external, pd_binary, printed
-from pd_patch import thread_table
+from pd_patch import realtime_allowed, thread_table
 
 WORKER_NICE = 10  # as in ganspacesynth~.c
 
 
 # --- the count -----------------------------------------------------------------
 
-def realtime_allowed():
-    """Whether this user may run a thread at real-time priority (as `pd -rt` asks)."""
-    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
-
-
-needs_realtime = pytest.mark.skipif(not sys.platform.startswith("linux") or not realtime_allowed(),
+needs_realtime = pytest.mark.skipif(not realtime_allowed(),
                                     reason="needs Linux and permission for real-time priority")
 
 DEFAULT_IN_PROCESS = r"""
@@ -270,7 +264,7 @@ def test_threads_message_and_nice_in_pd(pd_dir, tmp_path, worker_nice, nicer):
 def test_default_count_in_pd_follows_its_priority(pd_dir, tmp_path, priority):
     """`threads` alone, before any load, replies the default in effect: every core
     in a Pd at real-time priority, one fewer in one without."""
-    if priority == "-rt" and not (sys.platform.startswith("linux") and realtime_allowed()):
+    if priority == "-rt" and not realtime_allowed():
         pytest.skip("needs Linux and permission for real-time priority")
     patch = Patch()
     gss = patch.obj("ganspacesynth~")
