@@ -186,10 +186,12 @@ class _DecayingAdam:
 
     def restart(self, rate, steps):
         """As if new (no moments, step 0), decaying from ``rate`` over ``steps`` steps."""
+        import tensorflow as tf
+
         self.schedule.initial_learning_rate.assign(float(rate))
         self.schedule.decay_steps.assign(float(max(1, int(steps))))
         for state in self.optimizer.variables:
-            state.assign(np.zeros(tuple(state.shape), dtype=state.dtype))
+            state.assign(tf.zeros_like(state))
 
     def step(self, gradient):
         self.optimizer.apply_gradients([(gradient, self.variable)])
@@ -321,17 +323,17 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
     model.pitch_labels(pitches, len(pitches))  # ValueError naming the valid pitches
     index = model.generator.layer_index(layer)  # ValueError naming the layers
     starts, keep, steps, layer_steps = int(starts), int(keep), int(steps), int(layer_steps)
-    # the candidates that go on to Adam: keep of them, or all there are
+    total_work = len(pitches) * starts + steps * keep + layer_steps
+    done = [0]
+
+    def report(n):
+        done[0] += n
+        if progress is not None:
+            progress(min(1.0, done[0] / max(1, total_work)))
+
+    # rows: the candidates that go on to Adam, keep of them or all there are
     with graphs_for(model, index, min(keep, len(pitches) * starts)) as graphs:
         graphs.target_audio.assign(target[np.newaxis])
-        total_work = len(pitches) * starts + steps * keep + layer_steps
-        done = [0]
-
-        def report(n):
-            done[0] += n
-            if progress is not None:
-                progress(min(1.0, done[0] / max(1, total_work)))
-
         # 1. every pitch label with a few random z, forward only.
         rng = np.random.default_rng(seed)
         candidates = []
@@ -378,7 +380,7 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
             # so each row moves at its own rate. Which rate crosses the landscape differs from model
             # to model (and from sound to sound); the best row wins.
             graphs.start.assign(np.repeat(values, len(LAYER_RATE_FACTORS), axis=0))
-            graphs.u.assign(np.zeros(graphs.u.shape, np.float32))
+            graphs.u.assign(tf.zeros_like(graphs.u))
             magnitude_steps = int(layer_steps * MAGNITUDE_SHARE)
             audio_steps = layer_steps - magnitude_steps
             magnitudes = waves_to_specgrams(target)[np.newaxis, ..., 0]
@@ -401,11 +403,12 @@ def invert(model, audio, sample_rate=None, pitch=None, starts=4, keep=4, steps=2
                 if step < audio_steps:
                     report(1)
             values = best_values[np.newaxis]
-        audio_found = model.generate_from_layer(layer, values)[0]
-        result = Inversion(model, z, p, layer, values[0], distance_z, distance, history, audio_found)
-        if progress is not None:
-            progress(1.0)
-        return result
+    # the graphs are free again: the rest is the model's own
+    audio_found = model.generate_from_layer(layer, values)[0]
+    result = Inversion(model, z, p, layer, values[0], distance_z, distance, history, audio_found)
+    if progress is not None:
+        progress(1.0)
+    return result
 
 
 def invert_file(model, path, **kwargs):
