@@ -424,9 +424,9 @@ def reference_clips(model, pca, values, rate=RATE, threads=None, folder=None):
 
     Made in a process of its own with the thread count Pd's engine replied it computes with
     (``threads``: the default depends on Pd's priority, which this process has not), so
-    that the same arithmetic runs in the same order: on another count TensorFlow splits its sums otherwise (the full
-    size's clips differ by 6e-5 of their peak between 1 and 2 threads), and it takes its
-    count once per process."""
+    that the same arithmetic runs in the same order: on another count TensorFlow splits
+    its sums otherwise (the full size's clips differ by 6e-5 of their peak between 1 and 2
+    threads), and it takes its count once per process."""
     folder = Path(folder or tempfile.mkdtemp(prefix="gss-reference-"))
     np.save(folder / "values.npy", np.asarray(values, dtype=np.float64))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -6,6 +6,7 @@ GANSPACESYNTH_PD_PATH, else the installed package's pd folder, else a CMake
 build of this checkout. Problems are a ``SetupError`` saying what to install.
 """
 
+import functools
 import os
 import shutil
 import subprocess
@@ -153,6 +154,7 @@ def parse_stats(reply):
 THREAD_POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle"}
 
 
+@functools.lru_cache(maxsize=None)
 def realtime_allowed():
     """Whether a process of this user may run at real-time priority, as `pd -rt` asks (Linux)."""
     if not sys.platform.startswith("linux"):
