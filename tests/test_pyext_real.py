@@ -57,9 +57,11 @@ class RealPd:
     reaches the object, ``send("dsp 1")`` and the patch's other channels the
     patch. Lines Pd prints are collected; ``wait`` finds one."""
 
-    def __init__(self, pyext_dir, folder, patch, extra_paths=(), priority="-nrt"):
+    def __init__(self, pyext_dir, folder, patch, extra_paths=(), priority="-nrt", env_extra=None):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("GANSPACESYNTH_TEST_DELAY", None)
+        env.pop("GANSPACESYNTH_WORKER_NICE", None)
+        env.update(env_extra or {})
         command = ["pd", priority, "-noprefs", "-noaudio", "-nomidi", "-nogui", "-stderr",
                    "-lib", str(Path(pyext_dir) / "py"),
                    "-path", str(REPO / "pd_external"),
@@ -195,10 +197,10 @@ def driver_patch(port, obj, arrays=(), extra=None):
     return patch
 
 
-def run_pd(pyext_lib, tmp_path, obj, arrays=(), extra=None, extra_paths=(), priority="-nrt"):
+def run_pd(pyext_lib, tmp_path, obj, arrays=(), extra=None, extra_paths=(), priority="-nrt", env_extra=None):
     port = free_port()
     path = driver_patch(port, obj, arrays, extra).write(tmp_path / "driver.pd")
-    pd = RealPd(pyext_lib, tmp_path, path, extra_paths, priority)
+    pd = RealPd(pyext_lib, tmp_path, path, extra_paths, priority, env_extra)
     pd.connect(port)
     return pd
 
@@ -540,12 +542,17 @@ def test_creation_arguments(pyext_lib, tmp_path):
 
 
 @pytest.mark.skipif(not realtime_allowed(), reason="needs Linux and permission for real-time priority")
-def test_engine_threads_run_below_a_realtime_pd(pyext_lib, tmp_path):
+@pytest.mark.parametrize("worker_nice, nicer, policy", [
+    (None, 10, "other"), ("3", 3, "other"), ("twenty", 10, "other"), ("idle", 19, "idle")])
+def test_engine_threads_run_below_a_realtime_pd(pyext_lib, tmp_path, worker_nice, nicer, policy):
     """With `pd -rt` Pd's thread runs at real-time priority, and a Python thread inherits
-    its maker's policy: the worker steps down to the normal policy, 10 nicer than Pd, before
-    the engine starts, so TensorFlow's threads (made from it) never compete with Pd's audio
-    at its own priority; and `threads` replies the default for a real-time Pd, every core."""
-    pd = run_pd(pyext_lib, tmp_path, "ganspacesynth", priority="-rt")
+    its maker's policy: the worker steps down before the engine starts, as [ganspacesynth~]'s
+    does (the normal policy, 10 nicer than Pd or GANSPACESYNTH_WORKER_NICE's count, "idle"
+    the idle policy, a bad value said and ignored), so TensorFlow's threads (made from it)
+    never compete with Pd's audio at its own priority; and `threads` replies the default
+    for a real-time Pd, every core."""
+    env = {} if worker_nice is None else {"GANSPACESYNTH_WORKER_NICE": worker_nice}
+    pd = run_pd(pyext_lib, tmp_path, "ganspacesynth", priority="-rt", env_extra=env)
     try:
         pd.send("obj threads")
         threads = pd.wait(r"reply: threads ")
@@ -556,11 +563,14 @@ def test_engine_threads_run_below_a_realtime_pd(pyext_lib, tmp_path):
         pd.wait(r"reply: ready")
         after = thread_table(pd.process.pid)
     finally:
-        finish(pd)
+        text = finish(pd)
     assert threads == f"reply: threads {os.cpu_count()}"
+    warned = ("GANSPACESYNTH_WORKER_NICE must be a whole number from 0 to 19 or idle, not \"twenty\": "
+              "the worker runs 10 nicer than Pd")
+    assert (warned in text) == (worker_nice == "twenty"), text[-3000:]
     _, main_nice, main_policy, _ = after.pop(pd.process.pid)
     assert main_policy == "fifo", "Pd did not get real-time priority"
     engine = {tid: row for tid, row in after.items() if tid not in before}
     print("\nthreads the engine started:", sorted(engine.values()))
     assert len(engine) >= 2, engine   # TensorFlow's pools at least
-    assert {(nice, policy) for _, nice, policy, _ in engine.values()} == {(min(19, main_nice + 10), "other")}
+    assert {(n, how) for _, n, how, _ in engine.values()} == {(min(19, main_nice + nicer), policy)}
